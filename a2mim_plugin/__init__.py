@@ -1,0 +1,13 @@
+"""a2mim-plugin: A2MIM (Li et al., ICML 2023) for MMPretrain.
+
+Importing the package (directly or through ``custom_imports=dict(imports=['a2mim_plugin'])``)
+registers the algorithm, backbones, decoder, head, losses and hooks into MMPretrain's
+registries, and allow-lists for ``torch.load(weights_only=True)`` the few classes that
+mmengine runner checkpoints hold.
+"""
+from . import engine, models  # noqa: F401  (registration side effects)
+from .utils.checkpoint_safety import allow_mmengine_checkpoint_globals
+
+__version__ = '0.1.0'
+
+allow_mmengine_checkpoint_globals()

@@ -1,0 +1,4 @@
+"""Training-loop parts (hooks), registered into MMPretrain's ``HOOKS`` registry."""
+from .hooks import ReconstructionVisHook
+
+__all__ = ['ReconstructionVisHook']

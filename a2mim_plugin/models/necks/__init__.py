@@ -1,0 +1,3 @@
+from .a2mim_decoder import A2MIMLinearDecoder
+
+__all__ = ['A2MIMLinearDecoder']
