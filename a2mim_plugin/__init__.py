@@ -5,7 +5,7 @@ registers the algorithm, backbones, decoder, head, losses and hooks into MMPretr
 registries, and allow-lists for ``torch.load(weights_only=True)`` the few classes that
 mmengine runner checkpoints hold.
 """
-from . import engine, models  # noqa: F401  (registration side effects)
+from . import datasets, engine, models  # noqa: F401  (registration side effects)
 from .utils.checkpoint_safety import allow_mmengine_checkpoint_globals
 
 __version__ = '0.1.0'

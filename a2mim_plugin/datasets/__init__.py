@@ -1,0 +1,3 @@
+from .demo_data import DEMO_PHOTOS, load_demo_photos, make_demo_imagenet
+
+__all__ = ['DEMO_PHOTOS', 'load_demo_photos', 'make_demo_imagenet']

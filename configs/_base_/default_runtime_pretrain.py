@@ -1,0 +1,9 @@
+# Runtime of the pre-training configs: MMPretrain's default runtime (scope 'mmpretrain', hooks,
+# visualizer), checkpoints every 10 epochs (the last epoch is always saved), fixed seed.
+_base_ = 'mmpretrain::_base_/default_runtime.py'
+
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=100),
+    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3))
+
+randomness = dict(seed=0, diff_rank_seed=True)

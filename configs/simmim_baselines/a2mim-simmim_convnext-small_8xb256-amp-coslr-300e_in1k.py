@@ -1,0 +1,24 @@
+# SimMIM baseline of the A2MIM paper: ConvNeXt-Small, 300 epochs, 8 x 256 = 2048, mixed
+# precision.
+# Official: openmixup configs/selfsup/simmim/imagenet/convnext_s_*_ep300.py
+# Fine-tune: configs/a2mim/benchmarks/convnext-small_a2mim-simmim-300e-pre_8xb256-accu2-amp-coslr-300e_in1k.py
+#
+# As the official ConvNeXt baseline: mask token after the stem (mask_layer 0, stride 4, so
+# model_patch_size 4), *added* to the features (replace=False, no gamma), untouched input
+# pixels, plain L1 on masked pixels, no Fourier loss, LR 2e-4 x 2048 / 512.
+_base_ = [
+    '../_base_/models/a2mim_convnext-small.py',
+    '../_base_/datasets/imagenet_a2mim_cnn-p4.py',
+    '../_base_/schedules/a2mim_convnext_adamw-coslr-300e.py',
+    '../_base_/default_runtime_pretrain.py',
+]
+custom_imports = dict(imports=['a2mim_plugin'], allow_failed_imports=False)
+
+model = dict(
+    input_fill=None,
+    backbone=dict(arch='small', mask_layer=0, replace=False, mask_init=0.),
+    neck=dict(in_channels=768),
+    head=dict(
+        _delete_=True, type='A2MIMHead', loss=dict(type='ElementwiseL1Loss')))
+
+optim_wrapper = dict(optimizer=dict(lr=2e-4 * 2048 / 512))

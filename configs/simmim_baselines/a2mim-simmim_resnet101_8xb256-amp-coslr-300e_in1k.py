@@ -1,0 +1,27 @@
+# SimMIM baseline of the A2MIM paper: ResNet-101, 300 epochs, 8 x 256 = 2048, mixed precision.
+# Official: openmixup configs/selfsup/simmim/imagenet/r101_*_ep300.py
+# Fine-tune: configs/a2mim/benchmarks/resnet101_a2mim-simmim-300e-pre_8xb256-amp-rsb-a2-300e_in1k.py
+#
+# SimMIM on a CNN as the official baseline does it: the mask token *replaces* the features
+# after the stem (mask_layer 0, stride 4, so model_patch_size 4), the input pixels are left
+# untouched (the official 'zero' mask colour is a no-op, so the 7x7 stem still sees the masked
+# pixels), plain L1 on masked pixels, no Fourier loss, LR 2e-4 x 2048 / 512.
+# The optimizer groups are those of the A2MIM ResNet rows (mask_token lr x0.1).
+_base_ = [
+    '../_base_/models/a2mim_resnet50.py',
+    '../_base_/datasets/imagenet_a2mim_cnn-p4.py',
+    '../_base_/schedules/a2mim_resnet_adamw-coslr-300e.py',
+    '../_base_/default_runtime_pretrain.py',
+]
+custom_imports = dict(imports=['a2mim_plugin'], allow_failed_imports=False)
+
+model = dict(
+    input_fill=None,
+    backbone=dict(depth=101, mask_layer=0, replace=True, mask_init=0.),
+    head=dict(
+        _delete_=True, type='A2MIMHead', loss=dict(type='ElementwiseL1Loss')))
+
+optim_wrapper = dict(
+    type='AmpOptimWrapper',
+    loss_scale='dynamic',
+    optimizer=dict(lr=2e-4 * 2048 / 512))

@@ -1,0 +1,143 @@
+"""Export the backbone of an A2MIM pre-training checkpoint for downstream use.
+
+Example::
+
+    python tools/export_backbone.py work_dirs/a2mim_r50/epoch_300.pth r50_a2mim_backbone.pth
+    python tools/export_backbone.py epoch_800.pth vit_b_backbone.pth --target mmseg
+"""
+import argparse
+import os
+import sys
+
+DESCRIPTION = """\
+Export the backbone of an A2MIM pre-training checkpoint (an mmengine runner checkpoint with
+'backbone.*', 'neck.*', 'head.*', 'data_preprocessor.*' weights, optimizer and message hub)
+as a backbone-only checkpoint:
+
+    {'state_dict': {'backbone.<name>': tensor, ...}, 'meta': {...provenance...}}
+
+The keys KEEP the 'backbone.' prefix, so the same downstream setting loads both the full
+pre-training checkpoint and the exported one (MMPretrain, MMDetection and MMSegmentation):
+
+    backbone=dict(..., init_cfg=dict(type='Pretrained', checkpoint='OUT.pth',
+                                      prefix='backbone.'))
+
+The backbone type and arguments come from the pre-training config stored in the checkpoint
+(meta['cfg']) or from --cfg. The mask-only parameters (mask_token, mask_gamma) are dropped
+unless --keep-mask-token. The result is loaded into the matching plain backbone (A2MIMViT ->
+BEiTViT, A2MIMPlainViT -> VisionTransformer, A2MIMResNet -> ResNet, A2MIMConvNeXt ->
+ConvNeXt); any missing, unexpected or mis-shaped key is an error (exit code 1, keys listed on
+stderr) and nothing is written. The output is written atomically; meta['backbone_cfg'] is the
+plain backbone config to use downstream."""
+
+EPILOG = """\
+targets:
+  mmpretrain  check against MMPretrain's backbone (default)
+  mmdet       ResNet: check against MMDetection's ResNet; ViT/ConvNeXt: MMPretrain's
+              (use type='mmpretrain.BEiTViT' / 'mmpretrain.ConvNeXt' in MMDetection)
+  mmseg       ResNet: check against MMSegmentation's ResNet (not ResNetV1c, whose deep stem
+              has other weights); ViT/ConvNeXt as for mmdet
+
+exit codes: 0 written, 1 the weights do not match / cannot be read, 2 bad arguments"""
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog='export_backbone.py', description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('src', metavar='IN.pth', help='pre-training checkpoint (runner format)')
+    parser.add_argument('dst', metavar='OUT.pth', help='backbone-only checkpoint to write')
+    parser.add_argument('--target', choices=('mmpretrain', 'mmdet', 'mmseg'),
+                        default='mmpretrain',
+                        help='downstream library whose plain backbone the weights are checked '
+                        'against (default: mmpretrain)')
+    parser.add_argument('--keep-mask-token', action='store_true',
+                        help='keep backbone.mask_token / backbone.mask_gamma (they are then '
+                        'unexpected keys for a plain backbone; MMEngine only warns about them)')
+    parser.add_argument('--cfg', metavar='CONFIG.py',
+                        help='pre-training config, for checkpoints without meta["cfg"] '
+                        '(takes precedence over the stored one)')
+    return parser.parse_args(argv)
+
+
+def _backbone_cfg(args, ckpt) -> dict:
+    from mmengine.config import Config
+
+    if args.cfg:
+        cfg = Config.fromfile(args.cfg)
+        origin = os.path.abspath(args.cfg)
+    else:
+        text = (ckpt.get('meta') or {}).get('cfg')
+        if not isinstance(text, str) or not text.strip():
+            raise_error('the checkpoint stores no pre-training config (meta["cfg"]); '
+                        'pass it with --cfg CONFIG.py')
+        cfg = Config.fromstring(text, file_format='.py')
+        origin = 'meta["cfg"] of the checkpoint'
+    backbone = cfg.get('model', {}).get('backbone')
+    if not backbone or 'type' not in backbone:
+        raise_error(f'no model.backbone with a type in the config ({origin}).')
+    return backbone.to_dict() if hasattr(backbone, 'to_dict') else dict(backbone), origin
+
+
+def raise_error(message: str) -> None:
+    from a2mim_plugin.utils.weights import WeightToolError
+    raise WeightToolError(message)
+
+
+def export(args) -> dict:
+    from a2mim_plugin.utils import weights as W
+
+    ckpt = W.load_checkpoint_weights_only(args.src)
+    backbone_cfg, cfg_origin = _backbone_cfg(args, ckpt)
+    state, form = W.backbone_state_dict(W.raw_state_dict(ckpt))
+    if form != 'full':
+        raise_error(f'{args.src} has no "backbone." keys: not a pre-training checkpoint of '
+                    'this plugin (for official OpenMixup weights use '
+                    'tools/convert_official.py).')
+    plain_state, mask_state = W.split_mask_keys(state)
+
+    plain_cfg = W.plain_backbone_cfg(backbone_cfg, args.target)
+    model = W.build_plain_backbone(plain_cfg, args.target)
+    W.verify_or_raise(model, plain_state, ignore=W.MASK_KEYS,
+                      what=f'the plain backbone {W.describe(model)} built from {plain_cfg}')
+    out_state = plain_state
+    if args.keep_mask_token:
+        a2mim = W.build_a2mim_backbone(backbone_cfg)
+        W.verify_or_raise(a2mim, state, what=f'the pre-training backbone {W.describe(a2mim)}')
+        out_state = state
+    src_meta = ckpt.get('meta') or {}
+    meta = W.provenance('a2mim_plugin tools/export_backbone.py', args.src, dict(
+        source_form='mmengine runner checkpoint',
+        source_epoch=src_meta.get('epoch'), source_iter=src_meta.get('iter'),
+        source_time=src_meta.get('time'), source_experiment=src_meta.get('experiment_name'),
+        source_mmengine_version=src_meta.get('mmengine_version'),
+        config_from=cfg_origin, pretrain_backbone_cfg=backbone_cfg, target=args.target,
+        backbone_cfg=plain_cfg, checked_against=W.describe(model),
+        mask_params='kept' if args.keep_mask_token else 'dropped',
+        dropped_mask_params=[] if args.keep_mask_token else sorted(mask_state)))
+    W.save_atomic(dict(state_dict=W.with_prefix(out_state), meta=meta), args.dst)
+    return meta
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        import a2mim_plugin  # noqa: F401
+    except ImportError:  # run from a checkout without installing the plugin
+        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from a2mim_plugin.utils.weights import WeightToolError
+
+    try:
+        meta = export(args)
+    except WeightToolError as err:
+        print(f'export_backbone: error: {err}', file=sys.stderr)
+        return 1
+    print(f'Wrote {args.dst}: backbone of {args.src} checked against '
+          f'{meta["checked_against"]} (mask params {meta["mask_params"]}).\n'
+          f'Downstream: backbone={meta["backbone_cfg"]} with '
+          "init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')")
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
