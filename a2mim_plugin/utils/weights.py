@@ -138,9 +138,15 @@ def to_builtin(obj):
         return tuple(to_builtin(v) for v in obj)
     if isinstance(obj, list):
         return [to_builtin(v) for v in obj]
-    if obj is None or isinstance(obj, (bool, int, float, str)):
+    if obj is None or type(obj) in (bool, int, float, str):
         return obj
-    return str(obj)
+    if isinstance(obj, bool):  # numpy / torch subclasses -> the exact builtin type
+        return bool(obj)
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj)
+    return str(obj).encode('utf-8').decode('utf-8')  # exact str (e.g. from TorchVersion)
 
 
 def raw_state_dict(ckpt: dict) -> Dict[str, torch.Tensor]:
@@ -243,6 +249,9 @@ def build_plain_backbone(plain_cfg: dict, target: str = 'mmpretrain') -> nn.Modu
     else:
         from mmpretrain.registry import MODELS
         cls = MODELS.get(type_name)
+        if cls is None:
+            raise WeightToolError(f'backbone type {type_name!r} is not registered in '
+                                  'MMPretrain.')
     try:
         return cls(**cfg)
     except Exception as err:
@@ -256,10 +265,15 @@ def build_a2mim_backbone(backbone_cfg: dict) -> nn.Module:
     from mmpretrain.registry import MODELS
 
     cfg = to_builtin(dict(backbone_cfg))
-    cfg['type'] = _strip_scope(cfg['type'])
+    type_name = _strip_scope(cfg.pop('type'))
     cfg.pop('init_cfg', None)
-    cls = MODELS.get(cfg.pop('type'))
-    return cls(**cfg)
+    cls = MODELS.get(type_name)
+    if cls is None:
+        raise WeightToolError(f'backbone type {type_name!r} is not registered in MMPretrain.')
+    try:
+        return cls(**cfg)
+    except Exception as err:
+        raise WeightToolError(f'cannot build {type_name}({cfg}): {err}') from err
 
 
 # --------------------------------------------------------------------------------------------
@@ -371,8 +385,8 @@ def infer_official_vit(state: Dict[str, torch.Tensor], arch_name: Optional[str] 
     ``layout='beit'`` targets MMPretrain ``BEiTViT`` (the layout of this plugin's
     ``A2MIMViT``); every official name is kept. ``layout='plain'`` targets MMPretrain
     ``VisionTransformer`` (``A2MIMPlainViT``): layer scale ``gamma_1``/``gamma_2`` become
-    ``attn.gamma1.weight``/``ffn.gamma2.weight`` and the q/v biases become one qkv bias with a
-    zero k part (only without relative position bias).
+    ``attn.gamma1.weight``/``ffn.gamma2.weight``. Only official ViTs without ``use_window``
+    (plain qkv bias, no relative position bias) fit that layout.
     """
     proj = _need(state, 'patch_embed.projection.weight', 'ViT')
     embed_dims, in_channels, patch_h, patch_w = proj.shape
@@ -429,28 +443,23 @@ def infer_official_vit(state: Dict[str, torch.Tensor], arch_name: Optional[str] 
         return cfg, dict(state)
     if layout != 'plain':
         raise WeightToolError(f'unknown ViT layout {layout!r}; choose beit or plain.')
-    if has_rpe:
+    if has_rpe or has_qv:
         raise WeightToolError('--vit-layout plain cannot hold the per-layer relative position '
-                              'bias of this checkpoint; use --vit-layout beit (BEiTViT).')
+                              'bias and q/v biases of this checkpoint (official use_window='
+                              'True); use --vit-layout beit (BEiTViT).')
     if 'pos_embed' not in state:
         raise WeightToolError('--vit-layout plain needs an absolute position embedding.')
-    cfg = dict(type='VisionTransformer', **common, qkv_bias=has_qv or has_qkv_bias,
+    cfg = dict(type='VisionTransformer', **common, qkv_bias=has_qkv_bias,
                layer_scale_init_value=0.1 if has_ls else 0.)
     renamed = {}
     for key, value in state.items():
-        match = re.match(r'layers\.(\d+)\.(gamma_1|gamma_2|attn\.q_bias|attn\.v_bias)$', key)
-        if not match:
+        match = re.match(r'layers\.(\d+)\.gamma_([12])$', key)
+        if match is None:
             renamed[key] = value
-            continue
-        i, name = match.groups()
-        if name == 'gamma_1':
-            renamed[f'layers.{i}.attn.gamma1.weight'] = value
-        elif name == 'gamma_2':
-            renamed[f'layers.{i}.ffn.gamma2.weight'] = value
-        elif name == 'attn.q_bias':  # k has no bias: it shifts every logit of a query equally
-            v_bias = state[f'layers.{i}.attn.v_bias']
-            renamed[f'layers.{i}.attn.qkv.bias'] = torch.cat(
-                [value, torch.zeros_like(value), v_bias])
+        elif match.group(2) == '1':
+            renamed[f'layers.{match.group(1)}.attn.gamma1.weight'] = value
+        else:
+            renamed[f'layers.{match.group(1)}.ffn.gamma2.weight'] = value
     return cfg, renamed
 
 
@@ -548,8 +557,6 @@ def a2mim_cfg_for(plain_cfg: dict, mask: Dict[str, torch.Tensor],
     cfg = dict(type=_A2MIM_OF_PLAIN[plain_type], **cfg)
     cfg['mask_token'] = 'learnable' if 'mask_token' in mask else None
     cfg['mask_init'] = 1e-6 if 'mask_gamma' in mask else 0.
-    if plain_type == 'BEiTViT' and cfg.get('bias') == 'qv_bias':
-        cfg.pop('bias')
     if plain_type in ('BEiTViT', 'VisionTransformer'):
         cfg['mask_layer'] = 0 if mask_layer is None else mask_layer
         return cfg
@@ -557,8 +564,7 @@ def a2mim_cfg_for(plain_cfg: dict, mask: Dict[str, torch.Tensor],
     if token is None or mask_layer is not None:
         cfg['mask_layer'] = 3 if mask_layer is None else mask_layer
         return cfg
-    probe = build_plain_backbone(dict(type=plain_type, **{k: v for k, v in cfg.items()
-                                                          if k not in MASK_KWARGS}))
+    probe = build_plain_backbone(plain_cfg)
     if plain_type == 'ResNet':
         stage_channels = [probe.stem_channels] + [
             getattr(probe, name)[-1].out_channels for name in probe.res_layers[:-1]]

@@ -71,7 +71,11 @@ def injection_module(model: torch.nn.Module, family: str, mask_layer: int) -> to
 def capture_input(module: torch.nn.Module, fn):
     """Run ``fn()`` and return (its result, a clone of the first positional input of module)."""
     seen = []
-    handle = module.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach().clone()))
+
+    def hook(_module, args):
+        seen.append(args[0].detach().clone())
+
+    handle = module.register_forward_pre_hook(hook)
     try:
         result = fn()
     finally:

@@ -3,6 +3,7 @@ from typing import Optional, Tuple
 
 import torch
 from mmpretrain.models.backbones import ResNet
+from mmpretrain.models.backbones.resnet import Bottleneck
 from mmpretrain.registry import MODELS
 
 from .mask_token import MaskTokenMixin
@@ -24,8 +25,13 @@ class A2MIMResNet(MaskTokenMixin, ResNet):
             300-epoch rows); 0 creates no gamma. Defaults to 0.
         token_init: 'trunc_normal' (default: the official code since 2023-03) or 'zeros' (the
             paper-era runs, whose inverted init condition left the token at zero).
-        **kwargs: ``ResNet`` arguments.
+        **kwargs: ``ResNet`` arguments. ``depth`` also accepts 200 (Bottleneck, 3-24-36-3, as
+            the official ResNet-200 row), which MMPretrain's ``ResNet`` lacks; downstream, load
+            such weights into ``A2MIMResNet(depth=200, mask_token=None)``, which is then a
+            plain ResNet-200.
     """
+
+    arch_settings = {**ResNet.arch_settings, 200: (Bottleneck, (3, 24, 36, 3))}
 
     def __init__(self, mask_layer: int = 3, mask_token: Optional[str] = 'learnable',
                  replace: bool = False, mask_init: float = 0., token_init: str = 'trunc_normal',

@@ -122,7 +122,9 @@ class A2MIMHead(BaseModule):
             'mixed': lambda: 0.5 * pred.detach() + 0.5 * target,
         }[self.fft_unmask_replace]()
         mask_f = pixel_mask + (1. - pixel_mask) * self.fft_unmask_weight
-        return pred * mask_f + replacement * (1. - mask_f)
+        # = pred * mask_f + replacement * (1 - mask_f), written so that pred == target gives
+        # exactly the target (the official form rounds, e.g. p * 0.001 + p * 0.999 != p).
+        return replacement + (pred - replacement) * mask_f
 
     def _fourier_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.fft_focal:
