@@ -2,12 +2,15 @@
 
 Importing the package (directly or through ``custom_imports=dict(imports=['a2mim_plugin'])``)
 registers the algorithm, backbones, decoder, head, losses and hooks into MMPretrain's
-registries, and allow-lists for ``torch.load(weights_only=True)`` the few classes that
-mmengine runner checkpoints hold.
+registries; registers a ``'Pretrained'`` init with an opt-in ``strict=True`` check into the
+MMPretrain / MMDetection / MMSegmentation weight-init registries; and allow-lists for
+``torch.load(weights_only=True)`` the few classes that mmengine runner checkpoints hold.
 """
 from . import datasets, engine, models  # noqa: F401  (registration side effects)
+from .registration import register_pretrained_init
 from .utils.checkpoint_safety import allow_mmengine_checkpoint_globals
 
 __version__ = '0.1.0'
 
 allow_mmengine_checkpoint_globals()
+register_pretrained_init()

@@ -1,7 +1,8 @@
 # SimMIM baseline of the A2MIM paper: ConvNeXt-Small, 300 epochs, 8 x 256 = 2048, mixed
 # precision.
-# Official: openmixup configs/selfsup/simmim/imagenet/convnext_s_*_ep300.py
-# Fine-tune: configs/a2mim/benchmarks/convnext-small_a2mim-simmim-300e-pre_8xb256-accu2-amp-coslr-300e_in1k.py
+# Official: openmixup configs/selfsup/simmim/imagenet/convnext_small_sz224_8xb256_fp16_ep300.py
+# Fine-tune: configs/a2mim/benchmarks/
+#            convnext-small_a2mim-simmim-300e-pre_8xb256-accu2-amp-coslr-300e_in1k.py
 #
 # As the official ConvNeXt baseline: mask token after the stem (mask_layer 0, stride 4, so
 # model_patch_size 4), *added* to the features (replace=False, no gamma), untouched input

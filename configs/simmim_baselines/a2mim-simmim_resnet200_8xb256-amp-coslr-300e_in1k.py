@@ -1,5 +1,5 @@
 # SimMIM baseline of the A2MIM paper: ResNet-200, 300 epochs, 8 x 256 = 2048, mixed precision.
-# Official: openmixup configs/selfsup/simmim/imagenet/r200_*_ep300.py
+# Official: openmixup configs/selfsup/simmim/imagenet/r200_sz224_8xb256_fp16_ep300.py
 # Fine-tune: configs/a2mim/benchmarks/resnet200_a2mim-simmim-300e-pre_8xb256-amp-rsb-a2-300e_in1k.py
 #
 # SimMIM on a CNN as the official baseline does it: the mask token *replaces* the features

@@ -1,5 +1,6 @@
 # SimMIM baseline of the A2MIM paper: ResNet-50, 300 epochs, 8 x 256 = 2048, mixed precision.
-# Official: openmixup configs/selfsup/simmim/imagenet/r50_*_ep300.py
+# Official: openmixup configs/selfsup/simmim/imagenet/r50_sz224_8xb256_fp16_ep300.py
+# (name by analogy with R-101/152/200; the R-50 SimMIM row, 79.9, is only in the headline table)
 # Fine-tune: configs/a2mim/benchmarks/resnet50_a2mim-simmim-300e-pre_8xb256-amp-rsb-a2-300e_in1k.py
 #
 # SimMIM on a CNN as the official baseline does it: the mask token *replaces* the features

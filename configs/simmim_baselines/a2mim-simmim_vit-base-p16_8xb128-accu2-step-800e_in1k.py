@@ -1,6 +1,7 @@
 # SimMIM baseline of the A2MIM paper: ViT-B/16, 800 epochs, 8 x 128 x 2 accumulation = 2048.
 # Official: openmixup configs/selfsup/simmim/imagenet/vit_base_sz224_8xb128_accu2_step_fp16_ep800.py
-# Fine-tune: configs/a2mim/benchmarks/vit-base-p16_a2mim-simmim-800e-pre_8xb128-amp-coslr-100e_in1k.py (83.8)
+# Fine-tune: configs/a2mim/benchmarks/
+#            vit-base-p16_a2mim-simmim-800e-pre_4xb128-accu2-amp-coslr-100e_in1k.py (83.8)
 #
 # Precision: the official file *name* says fp16 but its content sets fp16=False. Every config
 # here follows the official config's fp16 field, so this one runs in fp32 (use `--amp` for

@@ -1,7 +1,9 @@
 # SimMIM baseline of the A2MIM paper: ViT-L/16, 800 epochs, 8 x 128 x 2 accumulation = 2048,
 # mixed precision (the official config sets fp16=True).
-# Official: openmixup configs/selfsup/simmim/imagenet/vit_large_*_ep800.py
-# Fine-tune: configs/a2mim/benchmarks/vit-large-p16_a2mim-simmim-800e-pre_8xb64-accu2-amp-coslr-100e_in1k.py (85.6)
+# Official: openmixup configs/selfsup/simmim/imagenet/
+#           vit_large_sz224_8xb128_accu2_step_fp16_ep800.py
+# Fine-tune: configs/a2mim/benchmarks/
+#            vit-large-p16_a2mim-simmim-800e-pre_8xb64-accu2-amp-coslr-100e_in1k.py (85.6)
 _base_ = [
     '../_base_/models/a2mim_vit-small-p16.py',
     '../_base_/datasets/imagenet_a2mim_vit-p16.py',

@@ -1,7 +1,8 @@
 # SimMIM baseline of the A2MIM paper: ViT-S/16 (768-d, 8 layers), 800 epochs, 8 x 256 = 2048,
 # mixed precision.
 # Official: openmixup configs/selfsup/simmim/imagenet/vit_small_sz224_8xb256_step_fp16_ep800.py
-# Fine-tune: configs/a2mim/benchmarks/vit-small-p16_a2mim-simmim-800e-pre_8xb128-amp-coslr-100e_in1k.py (81.7)
+# Fine-tune: configs/a2mim/benchmarks/
+#            vit-small-p16_a2mim-simmim-800e-pre_8xb128-amp-coslr-100e_in1k.py (81.7)
 #
 # Same backbone, decoder, data and schedule as A2MIM; the differences are SimMIM's: the masked
 # pixels are left untouched (input_fill=None; the official 'zero' mask colour is a no-op), the

@@ -1,4 +1,7 @@
 from .masking import fill_masked_with_mean, mask_scale, upsample_mask
-from .strict_pretrained import StrictPretrained
+from .strict_pretrained import StrictPretrainedInit, register_strict_pretrained
 
-__all__ = ['StrictPretrained', 'fill_masked_with_mean', 'mask_scale', 'upsample_mask']
+__all__ = [
+    'StrictPretrainedInit', 'fill_masked_with_mean', 'mask_scale', 'register_strict_pretrained',
+    'upsample_mask'
+]

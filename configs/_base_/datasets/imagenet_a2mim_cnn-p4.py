@@ -1,4 +1,5 @@
-# ImageNet-1K pre-training data for the CNN SimMIM baselines (mask layer 0, stride 4, 56x56 mask grid).
+# ImageNet-1K pre-training data for the CNN SimMIM baselines (mask layer 0, stride 4,
+# 56x56 mask grid).
 #
 # Official CNN rows crop with RandomResizedCrop(224, scale=(0.8, 1)) ("rrc08"); the 32-px
 # blockwise mask (ratio 0.6) is expressed on the grid of the mask-token injection point,

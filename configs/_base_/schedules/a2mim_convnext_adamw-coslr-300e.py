@@ -38,6 +38,7 @@ param_scheduler = [
         eta_min=1e-5,
         by_epoch=True,
         begin=10,
+        end=300,
         convert_to_iter_based=True),
 ]
 

@@ -33,12 +33,12 @@ param_scheduler = [
         begin=0,
         end=10,
         convert_to_iter_based=True),
-    # `end` (and so T_max) defaults to max_epochs.
     dict(
         type='CosineAnnealingLR',
         eta_min=1e-5,
         by_epoch=True,
         begin=10,
+        end=300,
         convert_to_iter_based=True),
 ]
 

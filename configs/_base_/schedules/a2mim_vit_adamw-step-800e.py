@@ -39,10 +39,14 @@ param_scheduler = [
         end=10,
         convert_to_iter_based=True),
     # mmengine counts MultiStepLR milestones from the scheduler's `begin`, so it starts at 0
-    # (it leaves the LR alone until epoch 700); `end` defaults to max_epochs.
+    # (it leaves the LR alone until epoch 700).
     dict(
-        type='MultiStepLR', milestones=[700], gamma=0.1, by_epoch=True,
-        begin=0),
+        type='MultiStepLR',
+        milestones=[700],
+        gamma=0.1,
+        by_epoch=True,
+        begin=0,
+        end=800),
 ]
 
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=800)

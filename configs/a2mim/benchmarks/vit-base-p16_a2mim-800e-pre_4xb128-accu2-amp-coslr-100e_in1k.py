@@ -1,0 +1,28 @@
+# Fine-tuning of the A2MIM ViT-B/16 (800-epoch pre-training) on ImageNet-1K,
+# BEiT/SimMIM protocol, 100 epochs. Published top-1: 84.3.
+# Official: openmixup configs/benchmarks/classification/imagenet/
+#           vit_base_p16_swin_ft_simmim_sz224_4xb128_accu2_cos_ep100.py
+# The detailed results table says 84.3, the A2MIM README headline 84.2.
+_base_ = '../../_base_/finetune/vit-p16_beit-protocol.py'
+custom_imports = dict(imports=['a2mim_plugin'], allow_failed_imports=False)
+
+# Pre-trained weights: the pre-training run's last checkpoint (or its backbone-only export from
+# tools/export_backbone.py; both hold `backbone.*` keys). Override on the command line with
+#   --cfg-options model.backbone.init_cfg.checkpoint=PATH
+pretrained = 'work_dirs/a2mim_vit-base-p16_8xb128-accu2-step-800e_in1k/epoch_800.pth'
+
+model = dict(
+    backbone=dict(arch='base', init_cfg=dict(checkpoint=pretrained)))
+
+# 4 GPUs x 128 x 2 accumulation steps = 1024 (the official file name; 8 x 128 is equivalent).
+train_dataloader = dict(batch_size=128)
+optim_wrapper = dict(accumulative_counts=2)
+# mmengine's --auto-scale-lr ignores accumulative_counts: 4 x 128 stands for 1024 per step.
+auto_scale_lr = dict(base_batch_size=512)
+
+# EMA of the weights, momentum 0.99996 (mmengine: 1 - 0.99996). The official 20-epoch EMA
+# warm-up has no mmengine equivalent and is left out. (The official `mix_repeat=2` sits under
+# `backbone` and is silently ignored there, so it is not reproduced.)
+custom_hooks = [dict(type='EMAHook', momentum=4e-5, priority='ABOVE_NORMAL')]
+
+train_cfg = dict(max_epochs=100)
