@@ -18,8 +18,9 @@ TORCHVISION_VERSION=0.29.1
 MMCV_VERSION=2.1.0
 OPENMMLAB_PKGS=(mmengine==0.10.7 mmpretrain==1.2.0 mmdet==3.3.0 mmsegmentation==1.2.2)
 # openmim 0.3.9's declared chain (opendatalab, openxlab) downgrades setuptools and pins old
-# requests/rich; `mim` itself needs only these:
-MIM_RUNTIME=(Click colorama model-index pandas requests rich tabulate)
+# requests/rich; `mim` itself needs only these (Click >= 8.3 breaks mim 0.3.9's optional
+# --srun-args with "'Sentinel' object has no attribute 'split'"):
+MIM_RUNTIME=("Click<8.3" colorama model-index pandas requests rich tabulate)
 
 log() { printf '[setup %(%H:%M:%S)T] %s\n' -1 "$*"; }
 

@@ -74,7 +74,10 @@ train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=2))
-custom_hooks = [dict(type='ReconstructionVisHook', interval=210, num_images=6)]
+    checkpoint=dict(type='AtomicCheckpointHook', interval=10, max_keep_ckpts=2))
+custom_hooks = [
+    dict(type='ReconstructionVisHook', interval=210, num_images=6),
+    dict(type='RNGStateHook'),
+]
 randomness = dict(seed=0)
 work_dir = 'work_dirs/a2mim_demo'

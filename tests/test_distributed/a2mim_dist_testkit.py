@@ -1,0 +1,84 @@
+"""Test-only registry entries, imported by the training subprocesses via ``custom_imports``.
+
+* ``PathSeededMaskGenerator``: a SimMIM-style block mask with exactly ``mask_count`` masked
+  cells, drawn from a generator seeded by the image path, so a sample gets the same mask in
+  every process and at every position of every batch.
+* ``LossRecorderHook``: each rank appends its per-iteration losses to
+  ``work_dir/losses_rank{R}.jsonl`` (mmengine only logs rank 0's).
+* ``PauseAfterIterHook``: with ``A2MIM_TEST_PAUSE_AFTER_ITER=N`` set, the process writes
+  ``work_dir/paused_at_{N}`` after iteration ``N`` and sleeps until it is killed.
+* ``A2MIM_TEST_KILL_WRITING=<substring>``: the process SIGKILLs itself half-way through
+  writing the first file whose path contains the substring (mmengine's ``LocalBackend.put``).
+"""
+import json
+import os
+import os.path as osp
+import signal
+import time
+import zlib
+
+import numpy as np
+from mmcv.transforms import BaseTransform
+from mmengine.dist import get_dist_info
+from mmengine.fileio import LocalBackend
+from mmengine.hooks import Hook
+from mmpretrain.registry import HOOKS, TRANSFORMS
+
+
+@TRANSFORMS.register_module()
+class PathSeededMaskGenerator(BaseTransform):
+    """Like ``SimMIMMaskGenerator``, but the mask depends on the image path only."""
+
+    def __init__(self, input_size=64, mask_patch_size=32, model_patch_size=16, mask_ratio=0.6):
+        self.rand_size = input_size // mask_patch_size
+        self.scale = mask_patch_size // model_patch_size
+        self.token_count = self.rand_size ** 2
+        self.mask_count = int(np.ceil(self.token_count * mask_ratio))
+
+    def transform(self, results):
+        rng = np.random.default_rng(zlib.crc32(results['img_path'].encode()))
+        mask = np.zeros(self.token_count, dtype=int)
+        mask[rng.permutation(self.token_count)[:self.mask_count]] = 1
+        mask = mask.reshape(self.rand_size, self.rand_size)
+        results['mask'] = mask.repeat(self.scale, axis=0).repeat(self.scale, axis=1)
+        return results
+
+
+@HOOKS.register_module()
+class LossRecorderHook(Hook):
+    priority = 'LOWEST'
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        rank, world_size = get_dist_info()
+        record = dict(step=runner.iter + 1, world_size=world_size,
+                      batch=len(data_batch['inputs']),
+                      **{k: float(v) for k, v in outputs.items()})
+        with open(osp.join(runner.work_dir, f'losses_rank{rank}.jsonl'), 'a') as f:
+            f.write(json.dumps(record) + '\n')
+
+
+@HOOKS.register_module()
+class PauseAfterIterHook(Hook):
+    priority = 'LOWEST'
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        pause_at = int(os.environ.get('A2MIM_TEST_PAUSE_AFTER_ITER', '0'))
+        if pause_at and runner.iter + 1 == pause_at:
+            open(osp.join(runner.work_dir, f'paused_at_{pause_at}'), 'w').close()
+            time.sleep(300)
+
+
+_kill_writing = os.environ.get('A2MIM_TEST_KILL_WRITING')
+if _kill_writing:
+    _original_put = LocalBackend.put
+
+    def _put_then_die(self, obj, filepath):
+        if _kill_writing in str(filepath):
+            with open(filepath, 'wb') as f:
+                f.write(obj[:len(obj) // 2])
+                f.flush()
+                os.fsync(f.fileno())
+            os.kill(os.getpid(), signal.SIGKILL)
+        return _original_put(self, obj, filepath)
+
+    LocalBackend.put = _put_then_die

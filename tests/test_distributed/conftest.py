@@ -1,0 +1,58 @@
+"""Fixtures of the distributed tests: a real one-node Slurm cluster on localhost."""
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from dist_utils import REPO_ROOT
+
+SLURM_SCRIPT = REPO_ROOT / 'tools' / 'slurm_local.sh'
+IN_CI = os.environ.get('CI', '').lower() in ('1', 'true', 'yes')
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _script(action: str, env: dict, timeout: int) -> subprocess.CompletedProcess:
+    return subprocess.run(['bash', str(SLURM_SCRIPT), action], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope='session')
+def slurm_cluster(tmp_path_factory):
+    """Install (if needed) and start slurmctld + slurmd + munged; always stop them afterwards.
+
+    Yields the environment that clients (srun, mim) need: ``SLURM_CONF`` and the partition.
+    Outside CI and without root the test is skipped; in CI, or as root, a cluster that cannot
+    be installed or started fails the test with the script's output.
+    """
+    if os.geteuid() != 0 and not IN_CI:
+        pytest.skip('a local Slurm cluster needs root (apt-get, slurmd); CI runs it')
+    base = Path(tmp_path_factory.mktemp('slurm'))
+    env = dict(os.environ, SLURM_LOCAL_DIR=str(base), SLURM_LOCAL_PARTITION='a2mimci',
+               SLURM_LOCAL_CPUS='4', SLURM_LOCAL_GPUS='2',
+               SLURM_LOCAL_CTLD_PORT=str(_free_port()), SLURM_LOCAL_SLURMD_PORT=str(_free_port()),
+               SLURM_LOCAL_TIMEOUT='60', SLURM_LOCAL_APT_TIMEOUT='240')
+    try:
+        install = _script('install', env, timeout=560)
+    except subprocess.TimeoutExpired:
+        pytest.fail('tools/slurm_local.sh install timed out (apt-get slurm-wlm munge)')
+    if install.returncode != 0:
+        pytest.fail('could not install slurm-wlm and munge (needed by the Slurm launcher '
+                    f'test):\n{install.stdout[-2000:]}\n{install.stderr[-3000:]}')
+    try:
+        try:
+            start = _script('start', env, timeout=180)
+        except subprocess.TimeoutExpired:
+            pytest.fail('tools/slurm_local.sh start timed out')
+        if start.returncode != 0:
+            pytest.fail(f'the local Slurm cluster did not start:\n{start.stderr[-4000:]}')
+        yield dict(SLURM_CONF=str(base / 'slurm.conf'), partition='a2mimci')
+    finally:
+        stop = _script('stop', env, timeout=120)
+        assert stop.returncode == 0, f'slurm_local.sh stop failed:\n{stop.stderr[-3000:]}'
