@@ -261,6 +261,7 @@ def test_config_parses(path):
         assert cfg.custom_imports == PLUGIN_IMPORTS
         assert cfg.default_scope == 'mmpretrain'
         assert 'model' in cfg and 'train_dataloader' in cfg and 'optim_wrapper' in cfg
+        assert cfg.default_hooks.checkpoint.type == 'AtomicCheckpointHook'
 
 
 @pytest.mark.parametrize('path', LEAF_CONFIGS, ids=_id)

@@ -137,18 +137,9 @@ def main(argv=None) -> int:
         import a2mim_plugin  # noqa: F401
     except ImportError:  # run from a checkout without installing the plugin
         sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from a2mim_plugin.utils.weights import WeightToolError
+    from a2mim_plugin.utils.weights import run_tool
 
-    try:
-        meta = convert(args)
-    except WeightToolError as err:
-        print(f'convert_official: error: {err}', file=sys.stderr)
-        return 1
-    print(f'Wrote {args.dst}: {meta["source_form"]} {args.src} checked against '
-          f'{meta["checked_against"]} (mask params {meta["mask_params"]}).\n'
-          f'Downstream: backbone={meta["backbone_cfg"]} with '
-          "init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')")
-    return 0
+    return run_tool('convert_official', convert, args, 'official OpenMixup checkpoint')
 
 
 if __name__ == '__main__':

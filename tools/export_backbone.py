@@ -125,18 +125,9 @@ def main(argv=None) -> int:
         import a2mim_plugin  # noqa: F401
     except ImportError:  # run from a checkout without installing the plugin
         sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from a2mim_plugin.utils.weights import WeightToolError
+    from a2mim_plugin.utils.weights import run_tool
 
-    try:
-        meta = export(args)
-    except WeightToolError as err:
-        print(f'export_backbone: error: {err}', file=sys.stderr)
-        return 1
-    print(f'Wrote {args.dst}: backbone of {args.src} checked against '
-          f'{meta["checked_against"]} (mask params {meta["mask_params"]}).\n'
-          f'Downstream: backbone={meta["backbone_cfg"]} with '
-          "init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')")
-    return 0
+    return run_tool('export_backbone', export, args, 'backbone of')
 
 
 if __name__ == '__main__':

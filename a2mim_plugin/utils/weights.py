@@ -17,9 +17,10 @@ import copy
 import hashlib
 import os
 import re
+import sys
 import tempfile
 import time
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -576,3 +577,24 @@ def a2mim_cfg_for(plain_cfg: dict, mask: Dict[str, torch.Tensor],
                               f'points of this {plain_type} have {stage_channels}.')
     cfg['mask_layer'] = matches[-1]
     return cfg
+
+
+def run_tool(tool: str, action: Callable[[Any], dict], args: Any, source_text: str) -> int:
+    """Run a weight tool's ``action(args)``; print its summary, or its error and return 1.
+
+    Args:
+        tool: the tool's name, prefixed to its messages.
+        action: the tool's work; returns the ``meta`` it wrote.
+        args: the parsed command line (``src``, ``dst``).
+        source_text: how the summary names the input (e.g. 'backbone of').
+    """
+    try:
+        meta = action(args)
+    except WeightToolError as err:
+        print(f'{tool}: error: {err}', file=sys.stderr)
+        return 1
+    print(f'Wrote {args.dst}: {source_text} {args.src} checked against '
+          f'{meta["checked_against"]} (mask params {meta["mask_params"]}).\n'
+          f'Downstream: backbone={meta["backbone_cfg"]} with '
+          "init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.', strict=True)")
+    return 0

@@ -46,6 +46,7 @@ def test_config_parses_and_builds(name):
     assert init_cfg.checkpoint == cfg.pretrained == ''  # one place, set by the user
     assert cfg.val_evaluator.type == 'CocoMetric'
     assert cfg.val_evaluator.metric == ['bbox', 'segm']
+    assert cfg.default_hooks.checkpoint.type == 'mmpretrain.AtomicCheckpointHook'
 
     init_default_scope('mmdet')
     model_cfg = cfg.model

@@ -60,6 +60,7 @@ def test_config_parses_and_builds(name):
     assert (init.type, init.prefix, init.strict) == ('Pretrained', 'backbone.', True)
     assert init.checkpoint == cfg.pretrained == ''
     assert cfg.model.pretrained is None
+    assert cfg.default_hooks.checkpoint.type == 'mmpretrain.AtomicCheckpointHook'
     assert cfg.model.decode_head.num_classes == cfg.model.auxiliary_head.num_classes == 150
     assert list(cfg.model.decode_head.in_channels) == in_channels
     assert cfg.model.auxiliary_head.in_channels == aux_in

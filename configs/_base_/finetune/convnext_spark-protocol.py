@@ -46,7 +46,7 @@ param_scheduler = [
 train_cfg = dict(by_epoch=True, max_epochs=300, val_interval=1)
 
 default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2))
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=2))
 
 # mmengine's --auto-scale-lr ignores accumulative_counts: 8 x 256 stands for 4096 per step.
 auto_scale_lr = dict(base_batch_size=2048)

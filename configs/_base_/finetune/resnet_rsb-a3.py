@@ -57,4 +57,4 @@ param_scheduler = [
 train_cfg = dict(by_epoch=True, max_epochs=100, val_interval=1)
 
 default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2))
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=2))

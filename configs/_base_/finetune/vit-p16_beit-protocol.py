@@ -102,7 +102,7 @@ val_cfg = dict()
 test_cfg = dict()
 
 default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2))
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=2))
 
 randomness = dict(seed=0)
 auto_scale_lr = dict(base_batch_size=1024)

@@ -74,3 +74,7 @@ param_scheduler = [
     dict(type='MultiStepLR', begin=0, end=12, by_epoch=True, milestones=[8, 11], gamma=0.1),
 ]
 auto_scale_lr = dict(enable=False, base_batch_size=16)
+
+# Checkpoints are written atomically (temporary file, fsync, rename; old ones are deleted
+# afterwards), so a job killed mid-write resumes from the previous complete checkpoint.
+default_hooks = dict(checkpoint=dict(type='mmpretrain.AtomicCheckpointHook'))

@@ -37,3 +37,7 @@ model = dict(
             allow_missing=[r'^norm[012]\.'])),
     decode_head=dict(in_channels=[128, 256, 512, 1024], num_classes=150),
     auxiliary_head=dict(in_channels=512, num_classes=150))
+
+# Checkpoints are written atomically (temporary file, fsync, rename; old ones are deleted
+# afterwards), so a job killed mid-write resumes from the previous complete checkpoint.
+default_hooks = dict(checkpoint=dict(type='mmpretrain.AtomicCheckpointHook'))

@@ -47,3 +47,7 @@ model = dict(
 train_dataloader = dict(batch_size=2)
 val_dataloader = dict(batch_size=1)
 test_dataloader = val_dataloader
+
+# Checkpoints are written atomically (temporary file, fsync, rename; old ones are deleted
+# afterwards), so a job killed mid-write resumes from the previous complete checkpoint.
+default_hooks = dict(checkpoint=dict(type='mmpretrain.AtomicCheckpointHook'))
