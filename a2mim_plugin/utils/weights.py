@@ -15,15 +15,17 @@ into a freshly built model and any missing, unexpected or mis-shaped key is an e
 """
 import copy
 import hashlib
+import io
 import os
 import re
 import sys
-import tempfile
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
+
+from .atomic_io import atomic_write_bytes
 
 PREFIX = 'backbone.'
 MASK_KEYS = ('mask_token', 'mask_gamma')
@@ -113,21 +115,10 @@ def file_sha256(path: str, chunk: int = 1 << 20) -> str:
 
 
 def save_atomic(obj: dict, path: str) -> None:
-    """``torch.save`` to a temporary file in the destination folder, then ``os.replace``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp',
-                               dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """``torch.save`` ``obj`` so that ``path`` never holds a partial file."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(buffer.getvalue(), path)
 
 
 def to_builtin(obj):
