@@ -4,9 +4,11 @@ Importing this package also installs :mod:`.cuda_shim` (a no-op ``torch.cuda.set
 on machines without a CUDA device, so mmengine's slurm/pytorch launchers start on CPUs).
 """
 from .cuda_shim import install_cpu_set_device_shim
-from .hooks import AtomicCheckpointHook, ReconstructionVisHook, RNGStateHook
+from .hooks import (AtomicCheckpointHook, OptimStepEMAHook, ReconstructionVisHook, RNGStateHook,
+                    TotalBatchCheckHook)
 
 install_cpu_set_device_shim()
 
 # Hook names only (tests/test_registry.py checks that each one resolves in HOOKS).
-__all__ = ['AtomicCheckpointHook', 'ReconstructionVisHook', 'RNGStateHook']
+__all__ = ['AtomicCheckpointHook', 'OptimStepEMAHook', 'ReconstructionVisHook', 'RNGStateHook',
+           'TotalBatchCheckHook']

@@ -7,6 +7,9 @@
 # As the official ConvNeXt baseline: mask token after the stem (mask_layer 0, stride 4, so
 # model_patch_size 4), *added* to the features (replace=False, no gamma), untouched input
 # pixels, plain L1 on masked pixels, no Fourier loss, LR 2e-4 x 2048 / 512.
+# Data: RandomResizedCrop scale (0.67, 1) as the official SimMIM dataset base.
+# Optimizer groups as the official SimMIM config: biases, gammas and mask_token without weight
+# decay; mask_token at the base LR (the x0.1 belongs to the A2MIM CNN rows).
 _base_ = [
     '../_base_/models/a2mim_convnext-small.py',
     '../_base_/datasets/imagenet_a2mim_cnn-p4.py',
@@ -22,4 +25,6 @@ model = dict(
     head=dict(
         _delete_=True, type='A2MIMHead', loss=dict(type='ElementwiseL1Loss')))
 
-optim_wrapper = dict(optimizer=dict(lr=2e-4 * 2048 / 512))
+optim_wrapper = dict(
+    optimizer=dict(lr=2e-4 * 2048 / 512),
+    paramwise_cfg=dict(custom_keys={'mask_token': dict(decay_mult=0., lr_mult=1.)}))

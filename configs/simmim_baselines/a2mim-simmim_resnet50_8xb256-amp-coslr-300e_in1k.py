@@ -7,7 +7,9 @@
 # after the stem (mask_layer 0, stride 4, so model_patch_size 4), the input pixels are left
 # untouched (the official 'zero' mask colour is a no-op, so the 7x7 stem still sees the masked
 # pixels), plain L1 on masked pixels, no Fourier loss, LR 2e-4 x 2048 / 512.
-# The optimizer groups are those of the A2MIM ResNet rows (mask_token lr x0.1).
+# Data: RandomResizedCrop scale (0.67, 1) as the official SimMIM dataset base.
+# Optimizer groups as the official SimMIM config: bn weights, biases and mask_token without
+# weight decay; mask_token at the base LR (the x0.1 belongs to the A2MIM CNN rows).
 _base_ = [
     '../_base_/models/a2mim_resnet50.py',
     '../_base_/datasets/imagenet_a2mim_cnn-p4.py',
@@ -25,4 +27,5 @@ model = dict(
 optim_wrapper = dict(
     type='AmpOptimWrapper',
     loss_scale='dynamic',
-    optimizer=dict(lr=2e-4 * 2048 / 512))
+    optimizer=dict(lr=2e-4 * 2048 / 512),
+    paramwise_cfg=dict(custom_keys={'mask_token': dict(decay_mult=0., lr_mult=1.)}))

@@ -1,5 +1,8 @@
 from .atomic_checkpoint_hook import AtomicCheckpointHook
+from .optim_step_ema_hook import OptimStepEMAHook
 from .reconstruction_vis_hook import ReconstructionVisHook
 from .rng_state_hook import RNGStateHook
+from .total_batch_check_hook import TotalBatchCheckHook
 
-__all__ = ['AtomicCheckpointHook', 'ReconstructionVisHook', 'RNGStateHook']
+__all__ = ['AtomicCheckpointHook', 'OptimStepEMAHook', 'ReconstructionVisHook', 'RNGStateHook',
+           'TotalBatchCheckHook']

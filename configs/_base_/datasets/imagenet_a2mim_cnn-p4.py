@@ -1,8 +1,9 @@
 # ImageNet-1K pre-training data for the CNN SimMIM baselines (mask layer 0, stride 4,
 # 56x56 mask grid).
 #
-# Official CNN rows crop with RandomResizedCrop(224, scale=(0.8, 1)) ("rrc08"); the 32-px
-# blockwise mask (ratio 0.6) is expressed on the grid of the mask-token injection point,
+# Used by the SimMIM baselines only. Their official dataset base (`simmim_sz224_bs64.py`) crops
+# with RandomResizedCrop(224, scale=(0.67, 1)), not the A2MIM CNN rows' "rrc08" (0.8, 1); the
+# 32-px blockwise mask (ratio 0.6) is expressed on the grid of the mask-token injection point,
 # so model_patch_size must equal the backbone stride there (4 px).
 # Self-contained on purpose: see imagenet_a2mim_vit-p16.py for the collate_fn/_scope_ pitfall.
 dataset_type = 'ImageNet'
@@ -13,7 +14,7 @@ train_pipeline = [
     dict(
         type='RandomResizedCrop',
         scale=224,
-        crop_ratio_range=(0.8, 1.0),
+        crop_ratio_range=(0.67, 1.0),
         backend='pillow',
         interpolation='bilinear'),
     dict(type='RandomFlip', prob=0.5),

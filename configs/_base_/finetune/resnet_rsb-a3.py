@@ -5,7 +5,8 @@
 # RandAugment m6 std 0.5, LAMB 8e-3 wd 0.02 without decay on norms and biases, no drop path,
 # no EMA, test Resize 236 + CenterCrop 224) with the official differences: training crops at
 # 160 px (MMPretrain's A3 trains at 224), 4 x 512 = 2048, fp16, 5 warm-up epochs from 1e-5,
-# a per-iteration cosine to 1e-6.
+# a per-epoch cosine to 1e-6 over all 100 epochs, the official no-decay rule (the shortcut BN
+# weight is decayed).
 _base_ = 'mmpretrain::resnet/resnet50_8xb256-rsb-a3-100e_in1k.py'
 
 model = dict(
@@ -35,8 +36,22 @@ train_pipeline = [
 ]
 train_dataloader = dict(batch_size=512, dataset=dict(pipeline=train_pipeline))
 
-optim_wrapper = dict(type='AmpOptimWrapper', loss_scale='dynamic')
+# Official no-decay rules (re.search): `(bn|gn)(\d+)?.(weight|bias)` and `bias`. The shortcut
+# BN (`downsample.1`) matches neither for its weight, so its weight is decayed (MMPretrain's
+# norm_decay_mult=0 would exempt it): the substring keys 'bn' and 'bias' reproduce the rule.
+optim_wrapper = dict(
+    type='AmpOptimWrapper',
+    loss_scale='dynamic',
+    paramwise_cfg=dict(
+        _delete_=True,
+        custom_keys={
+            'bn': dict(decay_mult=0.),
+            'bias': dict(decay_mult=0.),
+        }))
 
+# The official `CosineAnnealing` policy has mmcv's default by_epoch=True: the LR is constant
+# within an epoch and follows the cosine over all 100 epochs, warm-up epochs included; the
+# linear warm-up from 1e-5 still moves every iteration and multiplies that epoch's value.
 param_scheduler = [
     dict(
         type='LinearLR',
@@ -49,12 +64,15 @@ param_scheduler = [
         type='CosineAnnealingLR',
         eta_min=1e-6,
         by_epoch=True,
-        begin=5,
+        begin=0,
         end=100,
-        convert_to_iter_based=True),
+        convert_to_iter_based=False),
 ]
 
 train_cfg = dict(by_epoch=True, max_epochs=100, val_interval=1)
 
+# The LR is written for 4 x 512 = 2048 images per optimizer step: TotalBatchCheckHook warns when a
+# run is launched with another total and --auto-scale-lr is off.
 default_hooks = dict(
-    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=2))
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=2),
+    total_batch_check=dict(type='TotalBatchCheckHook', total_batch=2048))

@@ -101,8 +101,12 @@ train_cfg = dict(by_epoch=True, max_epochs=100, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
 
+# The LR is written for 1024 images per optimizer step (ViT-S 8 x 128, ViT-B 4 x 128 x 2, ViT-L
+# 8 x 64 x 2): TotalBatchCheckHook warns when a run is launched with another total and
+# --auto-scale-lr is off.
 default_hooks = dict(
-    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=2))
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=2),
+    total_batch_check=dict(type='TotalBatchCheckHook', total_batch=1024))
 
 randomness = dict(seed=0)
 auto_scale_lr = dict(base_batch_size=1024)

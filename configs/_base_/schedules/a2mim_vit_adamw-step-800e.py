@@ -15,15 +15,14 @@ optim_wrapper = dict(
     # The official no-decay list is matched with re.search:
     #   (bn|ln|gn)\d*.(weight|bias), norm, bias, mask_token, pos_embed, cls_token, gamma.
     # mmengine custom_keys match by substring (longest key first). In BEiTViT names the norms
-    # are `ln1`/`ln2` ('ln'), q/v biases contain 'bias', layer scales are `gamma_1/2`.
-    # Official quirk: the relative-position-bias tables *are* decayed; the longer key below
-    # wins over 'bias' and keeps their weight decay.
+    # are `ln1`/`ln2` ('ln'), q/v biases contain 'bias', layer scales are `gamma_1/2`, and
+    # 'bias' also matches `layers.N.attn.relative_position_bias_table`, as the official
+    # re.search of `bias` does: the relative-position-bias tables get no weight decay.
     paramwise_cfg=dict(
         custom_keys={
             'ln': dict(decay_mult=0.),
             'norm': dict(decay_mult=0.),
             'bias': dict(decay_mult=0.),
-            'relative_position_bias_table': dict(decay_mult=1.),
             'mask_token': dict(decay_mult=0.),
             'pos_embed': dict(decay_mult=0.),
             'cls_token': dict(decay_mult=0.),

@@ -23,9 +23,17 @@ optim_wrapper = dict(accumulative_counts=2)
 # mmengine's --auto-scale-lr ignores accumulative_counts: 8 x 64 stands for 1024 per step.
 auto_scale_lr = dict(base_batch_size=512)
 
-# EMA of the weights, momentum 0.99996 (mmengine: 1 - 0.99996); the official 20-epoch EMA
-# warm-up has no mmengine equivalent and is left out.
-custom_hooks = [dict(type='EMAHook', momentum=4e-5, priority='ABOVE_NORMAL')]
+# Official EMA: momentum 0.99996 (mmengine: 1 - 0.99996), one update per optimizer step
+# (update_interval=2), the keep coefficient warmed up linearly from 0.9 x 0.99996 over the first
+# 20 epochs (warmup_iters=20 x 2503 dataloader iterations).
+custom_hooks = [
+    dict(
+        type='OptimStepEMAHook',
+        momentum=4e-5,
+        warmup_epochs=20,
+        warmup_ratio=0.9,
+        priority='ABOVE_NORMAL')
+]
 
 param_scheduler = [
     dict(
