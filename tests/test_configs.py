@@ -43,9 +43,21 @@ def _files(directory: Path) -> List[Path]:
     return sorted(directory.glob('*.py'))
 
 
+# Official configurations without a published ImageNet row (checked in their own section below).
+UNPUBLISHED = {
+    'a2mim_swin-base-w6_8xb128-accu2-coslr-100e_in1k-192px',
+    'a2mim_swin-tiny-w6_8xb128-accu2-coslr-100e_in1k-192px',
+    'a2mim-simmim_swin-base-w6_8xb128-accu2-coslr-100e_in1k-192px',
+    'a2mim-simmim_swin-tiny-w6_8xb128-accu2-coslr-100e_in1k-192px',
+    'a2mim_convnext-tiny_8xb256-amp-coslr-300e_in1k',
+    'swin-base-w6_a2mim-100e-pre_8xb256-coslr-100e_in1k-192px',
+    'convnext-tiny_a2mim-300e-pre_8xb256-accu2-amp-coslr-400e_in1k',
+}
 PRETRAIN_CONFIGS = [p for d in PRETRAIN_DIRS for p in _files(d)]
 FINETUNE_CONFIGS = _files(FINETUNE_DIR)
 LEAF_CONFIGS = PRETRAIN_CONFIGS + FINETUNE_CONFIGS
+PUBLISHED_PRETRAIN = [p for p in PRETRAIN_CONFIGS if p.stem not in UNPUBLISHED]
+PUBLISHED_FINETUNE = [p for p in FINETUNE_CONFIGS if p.stem not in UNPUBLISHED]
 ALL_CONFIGS = sorted(p for p in CONFIGS.rglob('*.py') if 'demo' not in p.relative_to(CONFIGS).parts)
 
 
@@ -102,9 +114,9 @@ def _resnet(algo, depth, epochs=300, fft_weight=0., fft_focal=False):
             amp=False, mask_layer=3, patch=16, crop_min=0.8, loss='FocalL1Loss',
             fft_weight=fft_weight, fft_focal=fft_focal,
             fft_unmask_weight=1e-3 if fft_weight else None)
-    return PretrainRow(  # SimMIM: mask layer 0 (stride 4), L1, fp16, lr 2e-4 x 4
+    return PretrainRow(  # SimMIM: mask layer 0 (stride 4), L1, fp16, lr 2e-4 x 4, rrc 0.67
         algo, 'A2MIMResNet', depth, gpus=8, batch=256, accum=1, lr=8e-4, epochs=epochs,
-        amp=True, mask_layer=0, patch=4, crop_min=0.8, loss='ElementwiseL1Loss', fft_weight=0.)
+        amp=True, mask_layer=0, patch=4, crop_min=0.67, loss='ElementwiseL1Loss', fft_weight=0.)
 
 
 def _convnext(algo, arch):
@@ -112,7 +124,8 @@ def _convnext(algo, arch):
     return PretrainRow(
         algo, 'A2MIMConvNeXt', arch, gpus=8, batch=256, accum=1, lr=1.2e-3 if a2mim else 8e-4,
         epochs=300, amp=True, mask_layer=3 if a2mim else 0, patch=32 if a2mim else 4,
-        crop_min=0.8, loss='FocalL1Loss' if a2mim else 'ElementwiseL1Loss', fft_weight=0.)
+        crop_min=0.8 if a2mim else 0.67, loss='FocalL1Loss' if a2mim else 'ElementwiseL1Loss',
+        fft_weight=0.)
 
 
 PRETRAIN_ROWS: Dict[str, PretrainRow] = {
@@ -239,8 +252,10 @@ def _stride_at_mask_layer(backbone_type: str, mask_layer: int, patch_size: int =
 # Inventory, names, parsing
 # --------------------------------------------------------------------------------------------
 def test_every_config_is_covered_by_a_published_row():
-    assert {p.stem for p in PRETRAIN_CONFIGS} == set(PRETRAIN_ROWS)
-    assert {p.stem for p in FINETUNE_CONFIGS} == set(FINETUNE_ROWS)
+    assert {p.stem for p in PUBLISHED_PRETRAIN} == set(PRETRAIN_ROWS)
+    assert {p.stem for p in PUBLISHED_FINETUNE} == set(FINETUNE_ROWS)
+    assert {p.stem for p in LEAF_CONFIGS} - set(PRETRAIN_ROWS) - set(FINETUNE_ROWS) == \
+        UNPUBLISHED
     # Every pre-training row has at least one fine-tuning config loading its checkpoint.
     assert {row.pretrain for row in FINETUNE_ROWS.values()} == set(PRETRAIN_ROWS)
 
@@ -283,7 +298,7 @@ def _build(model_cfg) -> torch.nn.Module:
         return MODELS.build(model_cfg)
 
 
-@pytest.mark.parametrize('path', PRETRAIN_CONFIGS, ids=_id)
+@pytest.mark.parametrize('path', PUBLISHED_PRETRAIN, ids=_id)
 def test_pretrain_model_builds(path):
     cfg = _load(path)
     row = PRETRAIN_ROWS[path.stem]
@@ -298,7 +313,7 @@ def test_pretrain_model_builds(path):
     assert isinstance(model.backbone.mask_token, torch.nn.Parameter)
 
 
-@pytest.mark.parametrize('path', FINETUNE_CONFIGS, ids=_id)
+@pytest.mark.parametrize('path', PUBLISHED_FINETUNE, ids=_id)
 def test_finetune_model_builds_with_published_size(path):
     cfg = _load(path)
     row = FINETUNE_ROWS[path.stem]
@@ -327,7 +342,7 @@ def _transform(pipeline, type_name) -> dict:
     return matches[0]
 
 
-@pytest.mark.parametrize('path', PRETRAIN_CONFIGS, ids=_id)
+@pytest.mark.parametrize('path', PUBLISHED_PRETRAIN, ids=_id)
 def test_pretrain_row_numbers(path):
     cfg, row = _load(path), PRETRAIN_ROWS[path.stem]
     model, bb, head = cfg.model, cfg.model.backbone, cfg.model.head
@@ -421,6 +436,8 @@ def test_pretrain_row_numbers(path):
     assert row.gpus * row.batch * row.accum == 2048
     # mmengine's auto-scale counts GPUs x per-GPU batch and ignores the accumulation.
     assert cfg.auto_scale_lr.base_batch_size * row.accum == 2048
+    assert cfg.default_hooks.total_batch_check == dict(type='TotalBatchCheckHook',
+                                                       total_batch=2048)
     assert ow.get('clip_grad') == (dict(max_norm=5.0) if row.backbone == 'A2MIMViT' else None)
 
     # Schedule: 10 warm-up epochs (per iteration), then step@700 (ViT) or cosine to 1e-5.
@@ -497,6 +514,9 @@ TINY_BACKBONES = {
                                 feedforward_channels=128), img_size=64), 64),
     'A2MIMResNet': (dict(depth=18), 512),
     'A2MIMConvNeXt': (dict(arch='atto'), 320),
+    'SwinTransformer': (dict(arch=dict(_delete_=True, embed_dims=32, depths=[2, 2, 2, 2],
+                                       num_heads=[1, 2, 4, 8]), img_size=64,
+                             stage_cfgs=dict(block_cfgs=dict(window_size=2))), 256),
 }
 
 
@@ -508,12 +528,12 @@ def _tiny_model_cfg(cfg: Config) -> Config:
 
 
 @pytest.mark.parametrize('stem, decayed, no_decay, lr_mult', [
-    # The ViT rel-pos-bias tables are decayed (official quirk); norms, biases, gammas,
-    # pos/cls/mask tokens are not.
+    # ViT: the official re.search of 'bias' also exempts the rel-pos-bias tables; norms,
+    # biases, gammas, pos/cls/mask tokens are not decayed either.
     ('a2mim_vit-small-p16_8xb256-step-800e_in1k',
-     ['backbone.layers.0.attn.relative_position_bias_table', 'backbone.layers.0.attn.qkv.weight',
-      'neck.decoder.0.weight'],
-     ['backbone.layers.0.ln1.weight', 'backbone.ln1.bias', 'backbone.layers.0.attn.q_bias',
+     ['backbone.layers.0.attn.qkv.weight', 'neck.decoder.0.weight'],
+     ['backbone.layers.0.attn.relative_position_bias_table',
+      'backbone.layers.0.ln1.weight', 'backbone.ln1.bias', 'backbone.layers.0.attn.q_bias',
       'backbone.layers.0.gamma_1', 'backbone.pos_embed', 'backbone.cls_token',
       'backbone.mask_token', 'backbone.patch_embed.projection.bias'], {}),
     # ResNet 300 ep: mask_gamma not listed (decayed, full LR); shortcut BN weight decayed.
@@ -532,6 +552,13 @@ def _tiny_model_cfg(cfg: Config) -> Config:
       'backbone.downsample_layers.0.1.weight'],
      ['backbone.stages.0.0.norm.bias', 'backbone.stages.0.0.gamma', 'backbone.mask_gamma',
       'backbone.mask_token'], {'backbone.mask_token': 0.1, 'backbone.mask_gamma': 0.1}),
+    # SimMIM CNN baselines: mask_token without decay at the base LR (no x0.1).
+    ('a2mim-simmim_resnet50_8xb256-amp-coslr-300e_in1k',
+     ['backbone.layer2.0.downsample.1.weight', 'backbone.layer1.0.conv1.weight'],
+     ['backbone.bn1.weight', 'backbone.mask_token'], {'backbone.mask_token': 1.0}),
+    ('a2mim-simmim_convnext-small_8xb256-amp-coslr-300e_in1k',
+     ['backbone.stages.0.0.norm.weight'],
+     ['backbone.stages.0.0.gamma', 'backbone.mask_token'], {'backbone.mask_token': 1.0}),
 ])
 def test_pretrain_optimizer_groups_reproduce_official_quirks(stem, decayed, no_decay, lr_mult):
     cfg = _tiny_model_cfg(_load(next(p for p in PRETRAIN_CONFIGS if p.stem == stem)))
@@ -549,7 +576,7 @@ def test_pretrain_optimizer_groups_reproduce_official_quirks(stem, decayed, no_d
 # --------------------------------------------------------------------------------------------
 # Fine-tuning numbers per row
 # --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize('path', FINETUNE_CONFIGS, ids=_id)
+@pytest.mark.parametrize('path', PUBLISHED_FINETUNE, ids=_id)
 def test_finetune_row_numbers(path):
     cfg, row = _load(path), FINETUNE_ROWS[path.stem]
     bb, head, ow = cfg.model.backbone, cfg.model.head, cfg.optim_wrapper
@@ -577,13 +604,20 @@ def test_finetune_row_numbers(path):
     assert cfg.auto_scale_lr.base_batch_size == row.gpus * row.batch
     assert (cfg.train_dataloader.dataset.type, cfg.val_dataloader.dataset.split) == (
         'ImageNet', 'val')
-    ema = [h for h in cfg.get('custom_hooks', []) if h['type'] == 'EMAHook']
+    ema = [h for h in cfg.get('custom_hooks', []) if 'EMA' in h['type']]
     assert bool(ema) == row.ema
+    if ema:  # the official EMA: one update per optimizer step, 20-epoch momentum warm-up
+        assert (ema[0]['type'], ema[0]['warmup_epochs'], ema[0]['warmup_ratio']) == (
+            'OptimStepEMAHook', 20, 0.9)
+    assert cfg.default_hooks.total_batch_check == dict(
+        type='TotalBatchCheckHook', total_batch=row.gpus * row.batch * row.accum)
     assert bb.get('drop_path_rate', 0.) == row.drop_path
     warmup, main = cfg.param_scheduler
     assert warmup.type == 'LinearLR' and main.type == 'CosineAnnealingLR'
-    assert main.convert_to_iter_based and main.eta_min == 1e-6
-    assert main.end == row.epochs
+    assert warmup.convert_to_iter_based  # the warm-up moves every iteration in all protocols
+    # RSB: mmcv's per-epoch cosine; BEiT / SparK: per iteration.
+    assert main.convert_to_iter_based == (not row.protocol.startswith('rsb'))
+    assert main.eta_min == 1e-6 and main.end == row.epochs
     train_pipeline = loader.dataset.pipeline
     test_pipeline = cfg.val_dataloader.dataset.pipeline
     rand_aug = _transform(train_pipeline, 'RandAugment')
@@ -626,9 +660,12 @@ def test_finetune_row_numbers(path):
         assert augments == {'Mixup': 0.1, 'CutMix': 1.0}
         assert (ow.optimizer.type, ow.optimizer.weight_decay) == ('Lamb', 0.02)
         assert ow.optimizer.lr == (5e-3 if a2 else 8e-3)
-        assert (ow.paramwise_cfg.bias_decay_mult, ow.paramwise_cfg.norm_decay_mult) == (0., 0.)
+        # Official regex: bnN and biases only (the shortcut BN weight is decayed).
+        assert ow.paramwise_cfg == dict(custom_keys={'bn': dict(decay_mult=0.),
+                                                     'bias': dict(decay_mult=0.)})
         assert row.gpus * row.batch * row.accum == 2048
-        assert (warmup.end, main.begin) == (5, 5)
+        # The cosine spans all epochs, warm-up included; warm-up from 1e-5.
+        assert (warmup.start_factor, warmup.end, main.begin) == (1e-5, 5, 0)
         assert rand_aug['magnitude_level'] == (7 if a2 else 6)
         assert rrc['scale'] == (224 if a2 else 160)
         assert loader.sampler.type == ('RepeatAugSampler' if a2 else 'DefaultSampler')
@@ -646,8 +683,12 @@ def test_finetune_row_numbers(path):
         assert (ow.optimizer.type, ow.optimizer.lr, ow.optimizer.weight_decay) == (
             'AdamW', 4e-3, 0.05)
         assert 'constructor' not in ow  # no layer decay
+        assert ow.paramwise_cfg == dict(custom_keys={
+            'norm': dict(decay_mult=0.), 'bias': dict(decay_mult=0.),
+            'gamma': dict(decay_mult=0.)})
         assert row.gpus * row.batch * row.accum == 4096
-        assert (warmup.end, main.begin) == (5, 5)
+        # mmcv's by_epoch=False cosine over all iterations, warm-up from 1e-5 included.
+        assert (warmup.start_factor, warmup.end, main.begin) == (1e-5, 5, 0)
         assert ema[0]['momentum'] == pytest.approx(1e-4)
         assert rand_aug['magnitude_level'] == 9
         assert _transform(train_pipeline, 'RandomErasing')['erase_prob'] == 0.25
@@ -713,7 +754,8 @@ def test_tiny_pretrain_forward_backward(path):
     assert torch.isfinite(total)
     assert ('loss_fourier' in losses) == bool(cfg.model.head.get('fft_weight', 0.))
     total.backward()
-    assert model.backbone.mask_token.grad is not None
+    grad = model.backbone.mask_token.grad
+    assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
 
 
 def write_tiny_pretrain_config(config: Path, out: Path, data_root: Path,
@@ -756,7 +798,7 @@ RUN_SUBSET = (
     'a2mim-simmim_resnet50_8xb256-amp-coslr-300e_in1k',
     'a2mim_convnext-small_8xb256-amp-coslr-300e_in1k',
     'a2mim-simmim_convnext-base_8xb256-amp-coslr-300e_in1k',
-)  # plus a2mim_resnet50_8xb256-coslr-300e_in1k through `mim train` below
+)  # plus ResNet-50 and the Swin-B A2MIM / SimMIM configs through `mim train` below
 RUN_CONFIGS = PRETRAIN_CONFIGS if os.environ.get('A2MIM_TEST_ALL_CONFIGS') else [
     p for p in PRETRAIN_CONFIGS if p.stem in RUN_SUBSET]
 
@@ -774,8 +816,13 @@ def test_tiny_pretrain_runs_through_mmpretrain_train(path, tmp_path, photo_datas
 
 
 @pytest.mark.slow
-def test_tiny_pretrain_runs_through_mim_train(tmp_path, photo_dataset):
-    path = CONFIGS / 'a2mim' / 'a2mim_resnet50_8xb256-coslr-300e_in1k.py'
+@pytest.mark.parametrize('path', [
+    CONFIGS / 'a2mim' / 'a2mim_resnet50_8xb256-coslr-300e_in1k.py',
+    CONFIGS / 'a2mim' / 'a2mim_swin-base-w6_8xb128-accu2-coslr-100e_in1k-192px.py',
+    CONFIGS / 'simmim_baselines' /
+    'a2mim-simmim_swin-base-w6_8xb128-accu2-coslr-100e_in1k-192px.py',
+], ids=_id)
+def test_tiny_pretrain_runs_through_mim_train(path, tmp_path, photo_dataset):
     config = write_tiny_pretrain_config(path, tmp_path / f'tiny_{path.name}', photo_dataset)
     mim = Path(sys.executable).parent / 'mim'
     env = {k: v for k, v in os.environ.items() if k != 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'}
@@ -785,3 +832,122 @@ def test_tiny_pretrain_runs_through_mim_train(tmp_path, photo_dataset):
                           timeout=300)
     assert proc.returncode == 0, f'{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}'
     _assert_trained(tmp_path / 'work')
+
+
+# --------------------------------------------------------------------------------------------
+# Official configurations without a published ImageNet row: Swin (generic injection), ConvNeXt-T
+# --------------------------------------------------------------------------------------------
+SWIN_PRETRAIN = sorted(p for p in PRETRAIN_CONFIGS if 'swin' in p.stem)
+
+
+@pytest.mark.parametrize('path', SWIN_PRETRAIN, ids=_id)
+def test_swin_pretrain_numbers(path):
+    """Official A2MIM Swin bases (openmixup `_base_/models/{a2mim,simmim}/swin_*.py`) with the
+    official SimMIM Swin-B schedule, on MMPretrain's stock SwinTransformer."""
+    cfg = _load(path)
+    a2mim = path.stem.startswith('a2mim_')
+    arch = 'base' if 'swin-base' in path.stem else 'tiny'
+    model, bb, head = cfg.model, cfg.model.backbone, cfg.model.head
+    assert (model.type, model.input_fill) == ('A2MIM', 'mean' if a2mim else None)
+    assert (bb.type, bb.arch, bb.img_size, bb.drop_path_rate, tuple(bb.out_indices)) == (
+        'SwinTransformer', arch, 192, 0., (3, ))
+    assert bb.stage_cfgs.block_cfgs.window_size == 6
+    assert model.mask_token == dict(at='patch_embed', on='output', kind='learnable',
+                                    replace=not a2mim, mask_init=0., token_init='trunc_normal')
+    assert (model.neck.in_channels, model.neck.encoder_stride) == (
+        {'base': 1024, 'tiny': 768}[arch], 32)
+    assert head.loss.type == 'ElementwiseL1Loss'
+    if a2mim:
+        assert (head.fft_weight, head.fft_focal, head.fft_unmask_replace,
+                head.fft_unmask_weight, head.unmask_weight) == (0.5, True, 'mixed', 0., 0.)
+    else:
+        assert head.get('fft_weight', 0.) == 0.
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    rrc = _transform(pipeline, 'RandomResizedCrop')
+    assert (rrc['scale'], tuple(rrc['crop_ratio_range'])) == (192, (0.67, 1.0))
+    assert _transform(pipeline, 'SimMIMMaskGenerator') == dict(
+        type='SimMIMMaskGenerator', input_size=192, mask_patch_size=32, model_patch_size=4,
+        mask_ratio=0.6)
+    ow = cfg.optim_wrapper
+    assert (ow.type, ow.accumulative_counts, cfg.train_dataloader.batch_size) == (
+        'OptimWrapper', 2, 128)
+    assert ow.optimizer.lr == pytest.approx(8e-4) and ow.clip_grad == dict(max_norm=5.0)
+    assert set(ow.paramwise_cfg.custom_keys) == {
+        'norm', 'bias', 'mask_token', 'absolute_pos_embed', 'relative_position_bias_table'}
+    warmup, main = cfg.param_scheduler
+    assert warmup.start_factor == pytest.approx(4e-6) and warmup.end == 10
+    assert (main.begin, main.end, main.eta_min) == (0, 100, pytest.approx(4e-5))
+    assert cfg.train_cfg.max_epochs == 100
+    assert cfg.default_hooks.total_batch_check.total_batch == 2048
+    assert cfg.auto_scale_lr.base_batch_size == 1024
+
+
+@pytest.mark.parametrize('path', SWIN_PRETRAIN, ids=_id)
+def test_swin_pretrain_model_is_the_stock_backbone_plus_the_mask_token(path):
+    """Full size: the dry run finds the token on the stride-4 patch embeddings; the backbone's
+    state dict is the stock SwinTransformer's plus exactly ``mask_token``."""
+    cfg = _load(path)
+    model = MODELS.build(cfg.model)
+    injection = model.mask_injection
+    assert injection.dry_run.stride == 4 and injection.layout.kind == 'NLC'
+    embed = {'base': 128, 'tiny': 96}['base' if 'swin-base' in path.stem else 'tiny']
+    assert tuple(model.backbone.mask_token.shape) == (1, 1, embed)
+    assert injection.dry_run.output_shape == (8 * embed, 6, 6)
+    stock = MODELS.build(dict(cfg.model.backbone))
+    assert set(model.backbone.state_dict()) - set(stock.state_dict()) == {'mask_token'}
+    assert set(stock.state_dict()) <= set(model.backbone.state_dict())
+
+
+def test_convnext_tiny_configs():
+    """The official ConvNeXt-T row: pre-training as ConvNeXt-S (openmixup
+    `convnext_t_l3_sz224_init_8xb256_cos_ep300.py`), fine-tuning `convnext_t_spark_ft_..._ep400`."""
+    pre = _load(CONFIGS / 'a2mim' / 'a2mim_convnext-tiny_8xb256-amp-coslr-300e_in1k.py')
+    small = _load(CONFIGS / 'a2mim' / 'a2mim_convnext-small_8xb256-amp-coslr-300e_in1k.py')
+    assert (pre.model.backbone.arch, pre.model.neck.in_channels) == ('tiny', 768)
+    for key in ('optim_wrapper', 'param_scheduler', 'train_cfg', 'train_dataloader'):
+        assert pre[key] == small[key], key
+    assert pre.model.head == small.model.head and pre.model.head.fft_weight == 0.
+
+    ft = _load(CONFIGS / 'a2mim' / 'benchmarks' /
+               'convnext-tiny_a2mim-300e-pre_8xb256-accu2-amp-coslr-400e_in1k.py')
+    bb, ow = ft.model.backbone, ft.optim_wrapper
+    assert (bb.type, bb.arch, bb.drop_path_rate) == ('ConvNeXt', 'tiny', 0.1)
+    assert ft.pretrained == 'work_dirs/a2mim_convnext-tiny_8xb256-amp-coslr-300e_in1k/epoch_300.pth'
+    assert (bb.init_cfg.checkpoint, bb.init_cfg.strict) == (ft.pretrained, True)
+    assert (ow.optimizer.lr, ow.optimizer.weight_decay, ow.accumulative_counts) == (4e-4, 0.01, 2)
+    assert ow.constructor == 'LearningRateDecayOptimWrapperConstructor'
+    assert ow.paramwise_cfg.layer_decay_rate == 0.7
+    assert ft.train_cfg.max_epochs == 400 and ft.param_scheduler[1].end == 400
+    model = _build(ft.model)
+    groups = _groups_by_name(model, ow)
+    lrs = {n: g['lr'] for n, g in groups.items()}
+    assert lrs['head.fc.weight'] == pytest.approx(4e-4)
+    assert lrs['backbone.downsample_layers.0.0.weight'] < \
+        lrs['backbone.stages.3.0.depthwise_conv.weight'] < 4e-4
+    assert groups['backbone.stages.0.0.norm.weight']['weight_decay'] == 0.
+
+
+def _unscoped(value):
+    """A config value as plain dicts and lists without mmengine's ``_scope_`` tags."""
+    if isinstance(value, dict):
+        return {k: _unscoped(v) for k, v in value.items() if k != '_scope_'}
+    if isinstance(value, (list, tuple)):
+        return [_unscoped(v) for v in value]
+    return value
+
+
+def test_swin_finetune_is_mmpretrains_simmim_recipe():
+    ft = _load(CONFIGS / 'a2mim' / 'benchmarks' /
+               'swin-base-w6_a2mim-100e-pre_8xb256-coslr-100e_in1k-192px.py')
+    stock = Config.fromfile(str(MMPRETRAIN_CONFIGS / 'simmim' / 'benchmarks' /
+                                'swin-base-w6_8xb256-coslr-100e_in1k-192px.py'))
+    # An inherited `mmpretrain::` base tags its dicts with `_scope_`; the values are compared.
+    for key in ('optim_wrapper', 'param_scheduler', 'train_cfg', 'train_dataloader'):
+        assert _unscoped(ft[key]) == _unscoped(stock[key]), key
+    bb = ft.model.backbone
+    assert (bb.type, bb.arch, bb.img_size) == ('SwinTransformer', 'base', 192)
+    assert (bb.init_cfg.type, bb.init_cfg.prefix, bb.init_cfg.strict) == (
+        'Pretrained', 'backbone.', True)
+    assert ft.pretrained.endswith('a2mim_swin-base-w6_8xb128-accu2-coslr-100e_in1k-192px/'
+                                  'epoch_100.pth')
+    assert ft.default_hooks.total_batch_check.total_batch == 2048

@@ -14,7 +14,8 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
-from mmpretrain.models.backbones import BEiTViT, ConvNeXt, ResNet, VisionTransformer
+from mmpretrain.models.backbones import (BEiTViT, ConvNeXt, ResNet, SwinTransformer,
+                                         VisionTransformer)
 
 import a2mim_plugin  # noqa: F401
 from a2mim_plugin.models.backbones import (A2MIMConvNeXt, A2MIMPlainViT, A2MIMResNet,
@@ -97,6 +98,13 @@ PRETRAIN = {
                                    out_indices=(3, ), mask_init=1e-6),
                      stride=32, neck_in=320, encoder_stride=32,
                      loss=dict(type='FocalL1Loss', alpha=0.2, gamma=1.0)),
+    # A stock backbone through the generic injection (model.mask_token), as the Swin configs.
+    'swin': dict(backbone=dict(type='SwinTransformer', arch=dict(embed_dims=16, depths=[1, 1, 1, 1],
+                                                                 num_heads=[1, 1, 2, 2]),
+                               img_size=64, out_indices=(3, ),
+                               stage_cfgs=dict(block_cfgs=dict(window_size=2))),
+                 mask_token=dict(at='patch_embed', on='output', mask_init=1e-6),
+                 stride=4, neck_in=128, encoder_stride=32, loss=dict(type='ElementwiseL1Loss')),
 }
 # The plain MMPretrain backbones the exports must load into, written out independently.
 PLAIN = {
@@ -105,6 +113,10 @@ PLAIN = {
                            use_rel_pos_bias=True, layer_scale_init_value=0.1, final_norm=True,
                            out_type='featmap'),
     'convnext': lambda: ConvNeXt(arch='atto', out_indices=(3, ), gap_before_final_norm=False),
+    'swin': lambda: SwinTransformer(arch=dict(embed_dims=16, depths=[1, 1, 1, 1],
+                                              num_heads=[1, 1, 2, 2]),
+                                    img_size=64, out_indices=(3, ),
+                                    stage_cfgs=dict(block_cfgs=dict(window_size=2))),
 }
 
 
@@ -122,7 +134,7 @@ def pretrain_cfg(arch: str, data_root: Path, work_dir: Path) -> dict:
         default_scope='mmpretrain',
         custom_imports=dict(imports=['a2mim_plugin'], allow_failed_imports=False),
         model=dict(
-            type='A2MIM', backbone=spec['backbone'],
+            type='A2MIM', backbone=spec['backbone'], mask_token=spec.get('mask_token'),
             neck=dict(type='A2MIMLinearDecoder', in_channels=spec['neck_in'],
                       encoder_stride=spec['encoder_stride']),
             head=dict(type='A2MIMHead', loss=spec['loss'], fft_weight=0.1, fft_focal=True,
@@ -167,7 +179,7 @@ def test_runner_checkpoint_is_read_with_weights_only(pretrained):
     assert isinstance(ckpt['meta']['cfg'], str) and 'A2MIMResNet' in ckpt['meta']['cfg']
 
 
-@pytest.mark.parametrize('arch', ['resnet', 'vit', 'convnext'])
+@pytest.mark.parametrize('arch', ['resnet', 'vit', 'convnext', 'swin'])
 def test_export_real_pretraining(arch, pretrained, tmp_path, capsys):
     ckpt_path = pretrained(arch)
     out = tmp_path / 'exported' / 'backbone.pth'
@@ -192,20 +204,26 @@ def test_export_real_pretraining(arch, pretrained, tmp_path, capsys):
     meta = exported['meta']
     assert_builtin(meta)
     assert meta['mask_params'] == 'dropped' and 'mask_token' in meta['dropped_mask_params']
-    assert meta['source_iter'] == 2 and meta['pretrain_backbone_cfg']['type'].startswith('A2MIM')
+    assert meta['source_iter'] == 2
+    generic = PRETRAIN[arch].get('mask_token')
+    assert meta['pretrain_backbone_cfg']['type'] == (
+        PRETRAIN[arch]['backbone']['type'] if generic else meta['pretrain_backbone_cfg']['type'])
+    assert meta['pretrain_backbone_cfg']['type'].startswith('A2MIM') != bool(generic)
+    assert meta['mask_token_cfg'] == generic
     assert len(meta['source_sha256']) == 64
 
     plain = PLAIN[arch]()
     assert_loads_exactly(plain, strip(exported['state_dict']))
 
     # the plain backbone equals the pre-training backbone run without a mask
-    a2mim = W.build_a2mim_backbone(meta['pretrain_backbone_cfg'])
-    a2mim.load_state_dict(strip({k: v for k, v in source.items()
-                                 if k.startswith('backbone.')}))
+    full = strip({k: v for k, v in source.items() if k.startswith('backbone.')})
+    a2mim = W.build_pretrain_backbone(meta['pretrain_backbone_cfg'], meta['mask_token_cfg'],
+                                      full)
+    a2mim.load_state_dict(full)
     plain.eval(), a2mim.eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        for a, b in zip(plain(x), a2mim(x, mask=None)):
+        for a, b in zip(plain(x), a2mim(x) if generic else a2mim(x, mask=None)):
             torch.testing.assert_close(a, b)
 
 
@@ -243,7 +261,7 @@ def test_export_vit_for_detection_uses_mmpretrain_type(pretrained, tmp_path, cap
     assert load(out)['meta']['backbone_cfg']['type'] == 'mmpretrain.BEiTViT'
 
 
-@pytest.mark.parametrize('arch', ['convnext', 'vit'])
+@pytest.mark.parametrize('arch', ['convnext', 'vit', 'swin'])
 def test_export_keep_mask_token(arch, pretrained, tmp_path, capsys):
     out = tmp_path / 'with_mask.pth'
     code, _, stderr = run_inproc(export_tool, capsys, pretrained(arch), out, '--keep-mask-token')
@@ -251,8 +269,10 @@ def test_export_keep_mask_token(arch, pretrained, tmp_path, capsys):
     exported = load(out)
     assert 'backbone.mask_token' in exported['state_dict']
     assert exported['meta']['mask_params'] == 'kept'
-    a2mim = W.build_a2mim_backbone(exported['meta']['pretrain_backbone_cfg'])
-    assert_loads_exactly(a2mim, strip(exported['state_dict']))
+    state = strip(exported['state_dict'])
+    a2mim = W.build_pretrain_backbone(exported['meta']['pretrain_backbone_cfg'],
+                                      exported['meta']['mask_token_cfg'], state)
+    assert_loads_exactly(a2mim, state)
 
 
 def test_export_plain_vit_and_explicit_cfg(tmp_path, capsys):
@@ -289,8 +309,8 @@ def test_export_plain_vit_and_explicit_cfg(tmp_path, capsys):
 ])
 def test_plain_family_matches_a2mim_backbone(cfg):
     """The plain backbone built by the tools has exactly the A2MIM backbone's non-mask keys and
-    shapes (guards PLAIN_FAMILIES against changes of the A2MIM defaults)."""
-    a2mim = W.build_a2mim_backbone(cfg)
+    shapes (guards each preset's plain_config against changes of its defaults)."""
+    a2mim = W.build_pretrain_backbone(cfg)
     plain = W.build_plain_backbone(W.plain_backbone_cfg(cfg))
     expected = {k: tuple(v.shape) for k, v in a2mim.state_dict().items() if k not in W.MASK_KEYS}
     assert {k: tuple(v.shape) for k, v in plain.state_dict().items()} == expected

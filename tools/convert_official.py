@@ -83,6 +83,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error('--num-heads, --img-size and --vit-layout are for --arch vit')
     if args.arch == 'resnet' and args.arch_name:
         parser.error('--arch-name is for --arch vit / convnext (use --depth for resnet)')
+    if args.mask_layer is not None and not args.keep_mask_token:
+        parser.error('--mask-layer needs --keep-mask-token (it chooses the A2MIM backbone the '
+                     'kept mask_token is checked against)')
     return args
 
 
@@ -117,7 +120,7 @@ def convert(args) -> dict:
     if args.keep_mask_token and mask_state:
         mask_state = W.reshape_mask_params(mask_state, channels_first=args.arch != 'vit')
         a2mim_cfg = W.a2mim_cfg_for(plain_cfg, mask_state, args.mask_layer)
-        a2mim = W.build_a2mim_backbone(a2mim_cfg)
+        a2mim = W.build_pretrain_backbone(a2mim_cfg)
         out_state.update(mask_state)
         W.verify_or_raise(a2mim, out_state,
                           what=f'the A2MIM backbone {W.describe(a2mim)} built from {a2mim_cfg}')

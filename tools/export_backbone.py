@@ -24,11 +24,12 @@ pre-training checkpoint and the exported one (MMPretrain, MMDetection and MMSegm
 
 The backbone type and arguments come from the pre-training config stored in the checkpoint
 (meta['cfg']) or from --cfg. The mask-only parameters (mask_token, mask_gamma) are dropped
-unless --keep-mask-token. The result is loaded into the matching plain backbone (A2MIMViT ->
-BEiTViT, A2MIMPlainViT -> VisionTransformer, A2MIMResNet -> ResNet, A2MIMConvNeXt ->
-ConvNeXt); any missing, unexpected or mis-shaped key is an error (exit code 1, keys listed on
-stderr) and nothing is written. The output is written atomically; meta['backbone_cfg'] is the
-plain backbone config to use downstream."""
+unless --keep-mask-token. The result is loaded into the stock backbone the weights are meant
+for: a preset's MMPretrain parent (A2MIMViT -> BEiTViT, A2MIMPlainViT -> VisionTransformer,
+A2MIMResNet -> ResNet, A2MIMConvNeXt -> ConvNeXt), or the stock backbone itself for a config
+with model.mask_token (any MMPretrain backbone); any missing, unexpected or mis-shaped key is
+an error (exit code 1, keys listed on stderr) and nothing is written. The output is written
+atomically; meta['backbone_cfg'] is the plain backbone config to use downstream."""
 
 EPILOG = """\
 targets:
@@ -60,7 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _backbone_cfg(args, ckpt) -> dict:
+def _backbone_cfg(args, ckpt) -> tuple:
+    """(model.backbone, model.mask_token or None, where the config came from)."""
     from mmengine.config import Config
 
     if args.cfg:
@@ -73,10 +75,15 @@ def _backbone_cfg(args, ckpt) -> dict:
                         'pass it with --cfg CONFIG.py')
         cfg = Config.fromstring(text, file_format='.py')
         origin = 'meta["cfg"] of the checkpoint'
-    backbone = cfg.get('model', {}).get('backbone')
+    model = cfg.get('model', {})
+    backbone, mask_spec = model.get('backbone'), model.get('mask_token')
     if not backbone or 'type' not in backbone:
         raise_error(f'no model.backbone with a type in the config ({origin}).')
-    return backbone.to_dict() if hasattr(backbone, 'to_dict') else dict(backbone), origin
+
+    def plain(value):
+        return value.to_dict() if hasattr(value, 'to_dict') else value
+
+    return plain(backbone), plain(mask_spec), origin
 
 
 def raise_error(message: str) -> None:
@@ -88,7 +95,7 @@ def export(args) -> dict:
     from a2mim_plugin.utils import weights as W
 
     ckpt = W.load_checkpoint_weights_only(args.src)
-    backbone_cfg, cfg_origin = _backbone_cfg(args, ckpt)
+    backbone_cfg, mask_spec, cfg_origin = _backbone_cfg(args, ckpt)
     state, form = W.backbone_state_dict(W.raw_state_dict(ckpt))
     if form != 'full':
         raise_error(f'{args.src} has no "backbone." keys: not a pre-training checkpoint of '
@@ -102,7 +109,7 @@ def export(args) -> dict:
                       what=f'the plain backbone {W.describe(model)} built from {plain_cfg}')
     out_state = plain_state
     if args.keep_mask_token:
-        a2mim = W.build_a2mim_backbone(backbone_cfg)
+        a2mim = W.build_pretrain_backbone(backbone_cfg, mask_spec, mask_state)
         W.verify_or_raise(a2mim, state, what=f'the pre-training backbone {W.describe(a2mim)}')
         out_state = state
     src_meta = ckpt.get('meta') or {}
@@ -111,7 +118,8 @@ def export(args) -> dict:
         source_epoch=src_meta.get('epoch'), source_iter=src_meta.get('iter'),
         source_time=src_meta.get('time'), source_experiment=src_meta.get('experiment_name'),
         source_mmengine_version=src_meta.get('mmengine_version'),
-        config_from=cfg_origin, pretrain_backbone_cfg=backbone_cfg, target=args.target,
+        config_from=cfg_origin, pretrain_backbone_cfg=backbone_cfg, mask_token_cfg=mask_spec,
+        target=args.target,
         backbone_cfg=plain_cfg, checked_against=W.describe(model),
         mask_params='kept' if args.keep_mask_token else 'dropped',
         dropped_mask_params=[] if args.keep_mask_token else sorted(mask_state)))

@@ -33,18 +33,21 @@ def _split(feats, family, mask):
 
 
 class _InjectionSpy:
-    """Wraps ``model._inject_mask_token`` and keeps a copy of each output."""
+    """Wraps the injection's ``_inject`` and keeps a copy of each output's patch features
+    (leading cls tokens dropped)."""
 
     def __init__(self, model):
         self.outputs = []
-        self._orig = model._inject_mask_token
+        injection = model.mask_injection
+        orig = injection._inject
+        extra = injection.layout.extra_tokens
 
-        def spy(feats, mask):
-            out = self._orig(feats, mask)
-            self.outputs.append(out.detach().clone())
+        def spy(feats, hw):
+            out = orig(feats, hw)
+            self.outputs.append(out[:, extra:].detach().clone())
             return out
 
-        model._inject_mask_token = spy
+        injection._inject = spy
 
 
 @pytest.mark.parametrize('family,mask_layer', FAMILY_LAYERS)
@@ -213,7 +216,7 @@ def test_a2mim_vit_defaults_are_the_official_pretraining_vit():
         assert layer.attn.relative_position_bias_table is not None
         assert torch.allclose(layer.gamma_1, torch.full((64, ), 0.1))
     assert model.final_norm and model.out_type == 'featmap'
-    assert model.mask_layer == 0 and not model.replace and model.mask_gamma is None
+    assert model.mask_layer == 0 and not model.mask_injection.replace and model.mask_gamma is None
     assert model.cls_token.abs().sum() > 0  # trunc_normal, as the official ViT
 
 

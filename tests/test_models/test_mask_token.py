@@ -1,13 +1,15 @@
-"""The injection operation of MaskTokenMixin: formulas, token modes and token initialisation.
+"""The mask-token operation: formulas, token modes and token initialisation.
 
-``_inject_mask_token`` is called directly on random features of both layouts: CNN maps
-(B, C, h, w) through a tiny A2MIMResNet (mask_layer 3: 256 channels) and ViT tokens (B, L, C)
-through a tiny A2MIMViT (64 channels).
+``apply_mask_token`` is called directly, with the parameters and settings of a preset's
+injection, on random features of both layouts: CNN maps (B, C, h, w) through a tiny
+A2MIMResNet (mask_layer 3: 256 channels) and ViT tokens (B, L, C) through a tiny A2MIMViT
+(64 channels).
 """
 import pytest
 import torch
 
 from a2mim_model_helpers import FAMILIES, IMG, build_backbone, random_mask
+from a2mim_plugin.models.mask_injection import apply_mask_token
 
 LAYOUTS = ['maps', 'tokens']
 
@@ -28,6 +30,13 @@ def _make(layout, **kwargs):
     return model, feats, mask, m
 
 
+def _inject(model, feats, mask):
+    """The operation as the model's injection applies it to patch features."""
+    inj = model.mask_injection
+    return apply_mask_token(feats, mask, inj.layout, inj.kind, model.mask_token,
+                            model.mask_gamma, inj.replace)
+
+
 def _channel_view(param, feats):
     """A per-channel parameter shaped to broadcast against ``feats``."""
     if feats.dim() == 4:
@@ -39,7 +48,7 @@ def _channel_view(param, feats):
 def test_replace_formula(layout):
     model, z, mask, m = _make(layout, replace=True)
     t = _channel_view(model.mask_token, z)
-    out = model._inject_mask_token(z, mask)
+    out = _inject(model, z, mask)
     torch.testing.assert_close(out, (1 - m) * z + m * t, rtol=0, atol=0)
     assert model.mask_gamma is None  # replace never creates gamma, whatever mask_init
     model, *_ = _make(layout, replace=True, mask_init=1e-6)
@@ -51,7 +60,7 @@ def test_additive_formula_without_gamma(layout):
     model, z, mask, m = _make(layout)
     assert model.mask_gamma is None
     t = _channel_view(model.mask_token, z)
-    out = model._inject_mask_token(z, mask)
+    out = _inject(model, z, mask)
     torch.testing.assert_close(out, z + m * t, rtol=0, atol=0)
     assert torch.equal(out[(m == 0).expand_as(z)], z[(m == 0).expand_as(z)])
 
@@ -66,13 +75,13 @@ def test_additive_formula_with_gamma(layout):
             model.mask_gamma.shape))
     t = _channel_view(model.mask_token, z)
     g = _channel_view(model.mask_gamma, z)
-    out = model._inject_mask_token(z, mask)
+    out = _inject(model, z, mask)
     torch.testing.assert_close(out, (1 - m) * z + m * g * z + m * t, rtol=1e-6, atol=1e-6)
     keep = (m == 0).expand_as(z)
     assert torch.equal(out[keep], z[keep])
     # at gamma = 1e-6 the masked features are almost wiped: the token ~ replaces them
     model, z, mask, m = _make(layout, mask_init=1e-6)
-    out = model._inject_mask_token(z, mask)
+    out = _inject(model, z, mask)
     t = _channel_view(model.mask_token, z)
     torch.testing.assert_close(out, (1 - m) * z + m * t, rtol=0, atol=1e-5)
 
@@ -83,9 +92,9 @@ def test_mode_zero_is_a_frozen_zero_buffer(layout):
     assert 'mask_token' in dict(model.named_buffers())
     assert 'mask_token' not in dict(model.named_parameters())
     assert not model.mask_token.requires_grad and torch.all(model.mask_token == 0)
-    assert torch.equal(model._inject_mask_token(z, mask), z)  # additive zero: identity
+    assert torch.equal(_inject(model, z, mask), z)  # additive zero: identity
     model, z, mask, m = _make(layout, mask_token='zero', replace=True)
-    torch.testing.assert_close(model._inject_mask_token(z, mask), (1 - m) * z, rtol=0, atol=0)
+    torch.testing.assert_close(_inject(model, z, mask), (1 - m) * z, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize('layout', LAYOUTS)
@@ -96,8 +105,8 @@ def test_mode_randn_is_fixed(layout):
     token = model.mask_token.clone()
     assert not token.requires_grad
     assert 0.01 < token.std().item() < 0.03 and token.abs().max() > 0  # N(0, 0.02) after init
-    out1 = model._inject_mask_token(z, mask)
-    out2 = model._inject_mask_token(z, mask)
+    out1 = _inject(model, z, mask)
+    out2 = _inject(model, z, mask)
     assert torch.equal(out1, out2) and torch.equal(model.mask_token, token)
     torch.testing.assert_close(out1, (1 - m) * z + m * _channel_view(token, z), rtol=0, atol=0)
 
@@ -107,7 +116,7 @@ def test_mode_mean_uses_the_detached_batch_mean(layout):
     model, z, mask, m = _make(layout, mask_token='mean', replace=True)
     assert model.mask_token is None and model.mask_gamma is None
     z = z.clone().requires_grad_()
-    out = model._inject_mask_token(z, mask)
+    out = _inject(model, z, mask)
     dims = (0, 2, 3) if z.dim() == 4 else (0, 1)
     batch_mean = z.detach().mean(dims, keepdim=True)
     torch.testing.assert_close(out, (1 - m) * z + m * batch_mean, rtol=0, atol=0)
@@ -117,7 +126,7 @@ def test_mode_mean_uses_the_detached_batch_mean(layout):
     # additive: z + m * mean(z)
     model, *_ = _make(layout, mask_token='mean')
     torch.testing.assert_close(
-        model._inject_mask_token(z.detach(), mask), z.detach() + m * batch_mean, rtol=0, atol=0)
+        _inject(model, z.detach(), mask), z.detach() + m * batch_mean, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize('layout', LAYOUTS)
@@ -125,7 +134,7 @@ def test_mode_instance_mean_uses_each_samples_mean(layout):
     model, z, mask, m = _make(layout, mask_token='instance_mean', replace=True)
     assert model.mask_token is None
     z = z.clone().requires_grad_()
-    out = model._inject_mask_token(z, mask)
+    out = _inject(model, z, mask)
     dims = (2, 3) if z.dim() == 4 else (1, )
     own_mean = z.detach().mean(dims, keepdim=True)  # (B, C, 1, 1) / (B, 1, C)
     torch.testing.assert_close(out.detach(), (1 - m) * z.detach() + m * own_mean,
@@ -149,7 +158,7 @@ def test_mode_none_is_identity(family):
     mask = random_mask(2, IMG // stride)
     z = torch.randn(2, 8, 4, 4) if family in ('A2MIMResNet', 'A2MIMConvNeXt') else \
         torch.randn(2, 16, 8)
-    assert model._inject_mask_token(z, random_mask(2, 4)) is z
+    assert _inject(model, z, random_mask(2, 4)) is z
     with torch.no_grad():
         assert torch.equal(model(x, mask)[-1], model(x)[-1])
 
@@ -170,7 +179,7 @@ def test_gamma_exists_only_for_additive_learnable_tokens(family):
 @pytest.mark.parametrize('family', ['A2MIMViT', 'A2MIMPlainViT', 'A2MIMResNet'])
 def test_default_token_init_is_trunc_normal(family):
     model = build_backbone(family, init=False)
-    assert model.token_init == 'trunc_normal'
+    assert model.mask_injection.token_init == 'trunc_normal'
     model.init_weights()
     token = model.mask_token.detach()
     assert isinstance(model.mask_token, torch.nn.Parameter)
@@ -181,7 +190,7 @@ def test_default_token_init_is_trunc_normal(family):
 def test_convnext_default_token_is_zero_like_the_official_code():
     """The official ``trunc_normal_init`` on an nn.Parameter is a no-op: the token stays 0."""
     model = build_backbone('A2MIMConvNeXt', init=False)
-    assert model.token_init == 'zeros'
+    assert model.mask_injection.token_init == 'zeros'
     model.init_weights()
     assert isinstance(model.mask_token, torch.nn.Parameter)
     assert torch.all(model.mask_token == 0)

@@ -7,6 +7,7 @@ from mmpretrain.models.selfsup import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from ..mask_injection import MaskTokenInjection, find_mask_injection
 from ..utils import fill_masked_with_mean, upsample_mask
 
 FILL_MODES = ('mean', None)
@@ -18,30 +19,60 @@ class A2MIM(BaseSelfSupervisor):
 
     The mask comes from ``data_samples`` (``SimMIMMaskGenerator`` in the pipeline). On the
     device, after the data preprocessor, masked pixels of the normalised input take each image's
-    own per-channel mean; the mask-aware backbone adds its token at ``mask_layer``; the decoder
+    own per-channel mean; the encoder gets the mask token at its injection point; the decoder
     predicts the unfilled normalised image; the head returns its weighted loss terms.
 
-    The SimMIM baseline is this class with ``input_fill=None``, a backbone with
-    ``replace=True`` and an L1 head without Fourier term.
+    The encoder is either a preset (``A2MIMViT``, ``A2MIMResNet``, ... with ``mask_layer``) or
+    any stock MMPretrain backbone plus ``mask_token=dict(at=...)`` naming the module where the
+    token goes (the paper's architecture-agnostic form). The SimMIM baseline is this class with
+    ``input_fill=None``, ``replace=True`` and an L1 head without Fourier term.
 
     Args:
-        backbone: a mask-aware backbone config (``A2MIMViT``, ``A2MIMResNet``, ...).
+        backbone: the encoder config: a preset, or a stock backbone with ``mask_token``.
         neck: the decoder config.
         head: the ``A2MIMHead`` config.
         input_fill: 'mean' (A2MIM) or None (leave masked pixels untouched, SimMIM).
+        mask_token: for a stock backbone, where and how the token is injected:
+            ``dict(at='stages.0', on='input', kind='learnable', replace=False, mask_init=0.,
+            token_init='trunc_normal', input_size=None)`` (see :class:`MaskTokenInjection`;
+            ``at`` is a module path inside the backbone, ``on`` its 'input' or 'output').
+            ``mask_token`` and ``mask_gamma`` become parameters of the backbone itself.
         **kwargs: ``BaseSelfSupervisor`` arguments (``data_preprocessor``, ``init_cfg``, ...).
     """
 
     def __init__(self, backbone: dict, neck: dict, head: dict, input_fill: Optional[str] = 'mean',
-                 **kwargs) -> None:
+                 mask_token: Optional[dict] = None, **kwargs) -> None:
         if input_fill not in FILL_MODES:
             raise ValueError(f'Unknown input_fill {input_fill!r}; choose one of {FILL_MODES}.')
         super().__init__(backbone=backbone, neck=neck, head=head, **kwargs)
         self.input_fill = input_fill
+        preset = find_mask_injection(self.backbone)
+        name = type(self.backbone).__name__
+        if preset is not None and mask_token is not None:
+            raise ValueError(
+                f'model.backbone {name} already injects the mask token (mask_layer='
+                f'{getattr(self.backbone, "mask_layer", "?")}); remove model.mask_token, or use '
+                f'the stock backbone ({getattr(self.backbone, "plain_type", name)}) with it.')
+        if preset is None and mask_token is None:
+            children = [child for child, _ in self.backbone.named_children()]
+            raise ValueError(
+                f'model.backbone {name} has no mask-token injection: add '
+                "model.mask_token=dict(at=<module path>, on='input' or 'output') naming where "
+                f'the token goes (top-level modules of {name}: {children}), or use a preset '
+                '(A2MIMResNet, A2MIMConvNeXt, A2MIMViT, A2MIMPlainViT).')
+        self._owns_injection = preset is None
+        self.mask_injection = preset or MaskTokenInjection(self.backbone, **mask_token)
+
+    def init_weights(self) -> None:
+        """Initialise all parts; a token this model attached to a stock backbone is drawn
+        afterwards, unless the backbone's ``init_cfg`` loads a checkpoint."""
+        super().init_weights()
+        if self._owns_injection:
+            self.mask_injection.init_weights(self.backbone.init_cfg)
 
     def extract_feat(self, inputs: torch.Tensor) -> tuple:
         """Backbone features without masking (the plain backbone)."""
-        return self.backbone(inputs, mask=None)
+        return self.backbone(inputs)
 
     def masked_input(self, inputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The network input: ``inputs`` with masked pixels filled per ``input_fill``.
@@ -66,7 +97,7 @@ class A2MIM(BaseSelfSupervisor):
             reconstruction, both in normalised space.
         """
         x_in = self.masked_input(inputs, mask)  # (B, 3, H, W)
-        latent = self.backbone(x_in, mask)  # tuple; the last map feeds the decoder
+        latent = self.mask_injection.run(self.backbone, x_in, mask)  # the last map is decoded
         pred = self.neck(latent[-1])  # (B, 3, H, W)
         return dict(input=x_in, pred=pred)
 

@@ -1,19 +1,20 @@
-"""Mask-aware ConvNeXt for A2MIM (Li et al., ICML 2023)."""
-from typing import Optional, Tuple
+"""Mask-aware ConvNeXt for A2MIM (Li et al., ICML 2023): a preset of the injection mechanism."""
+from typing import Optional
 
-import torch
 from mmpretrain.models.backbones import ConvNeXt
 from mmpretrain.registry import MODELS
 
-from .mask_token import MaskTokenMixin
+from ..mask_injection import FeatureLayout
+from .masked_backbone import MaskedBackboneMixin
 
 
 @MODELS.register_module()
-class A2MIMConvNeXt(MaskTokenMixin, ConvNeXt):
-    """MMPretrain ``ConvNeXt`` that injects the A2MIM mask token after ``downsample_layers[k]``.
+class A2MIMConvNeXt(MaskedBackboneMixin, ConvNeXt):
+    """MMPretrain ``ConvNeXt`` with the A2MIM mask token after ``downsample_layers[k]``.
 
-    ``mask_layer`` k acts after the k-th downsampling and before ``stages[k]``: stride 4, 8, 16
-    and 32 for k = 0..3. The official rows use k = 3 (7x7 at 224 px, ``model_patch_size=32``).
+    ``mask_layer`` k acts on the output of the k-th downsampling, before ``stages[k]``: stride
+    4, 8, 16 and 32 for k = 0..3. The official rows use k = 3 (7x7 at 224 px,
+    ``model_patch_size=32``).
 
     Args:
         mask_layer: stage index in [0, 3]. Defaults to 3.
@@ -27,51 +28,18 @@ class A2MIMConvNeXt(MaskTokenMixin, ConvNeXt):
             final norm on the feature map, as the official pre-training).
     """
 
+    plain_type = 'ConvNeXt'
+    plain_defaults = dict(gap_before_final_norm=False)
+
     def __init__(self, mask_layer: int = 3, mask_token: Optional[str] = 'learnable',
                  replace: bool = False, mask_init: float = 0., token_init: str = 'zeros',
                  **kwargs) -> None:
-        kwargs.setdefault('gap_before_final_norm', False)
-        super().__init__(**kwargs)
-        if not 0 <= mask_layer < len(self.stages):
-            raise ValueError(f'A2MIMConvNeXt: mask_layer must be in [0, {len(self.stages) - 1}]'
-                             f' (the downsampling after which the token is injected), got '
-                             f'{mask_layer}.')
+        super().__init__(**self._with_defaults(kwargs))
+        self._check_mask_layer(mask_layer, len(self.stages),
+                               'the downsampling after which the token is injected')
         self.mask_layer = mask_layer
-        self._init_mask_token(self.channels[mask_layer], mask_token, replace, mask_init,
-                              token_init, channels_first=True)
-
-    def init_weights(self) -> None:
-        super().init_weights()
-        if not (isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained'):
-            self._init_mask_token_weights()
-
-    def forward(self, x: torch.Tensor,
-                mask: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, ...]:
-        """Encode images, injecting the mask token when ``mask`` is given.
-
-        Args:
-            x: (B, 3, H, W) images.
-            mask: (B, h, w) mask on the grid after ``downsample_layers[mask_layer]``, or None
-                for the plain ConvNeXt.
-
-        Returns:
-            The (normed) feature maps or pooled vectors of ``out_indices``.
-        """
-        if mask is None:
-            return super().forward(x)
-        input_hw = x.shape[-2:]
-        outs = []
-        for i, stage in enumerate(self.stages):
-            x = self.downsample_layers[i](x)
-            if i == self.mask_layer:
-                self._check_mask_grid(mask, x.shape[-2:], input_hw,
-                                      f'after downsample_layers[{i}] (mask_layer={i})')
-                x = self._inject_mask_token(x, mask)
-            x = stage(x)
-            if i in self.out_indices:
-                norm_layer = getattr(self, f'norm{i}')
-                if self.gap_before_final_norm:
-                    outs.append(norm_layer(x.mean([-2, -1], keepdim=True)).flatten(1))
-                else:
-                    outs.append(norm_layer(x))
-        return tuple(outs)
+        self._attach_mask_token(
+            f'downsample_layers.{mask_layer}', 'output', self.channels[mask_layer],
+            FeatureLayout('NCHW'),
+            f'after downsample_layers[{mask_layer}] (mask_layer={mask_layer})', mask_token,
+            replace, mask_init, token_init)

@@ -1,94 +1,46 @@
-"""Mask-aware Vision Transformers for A2MIM (Li et al., ICML 2023).
+"""Mask-aware Vision Transformers for A2MIM (Li et al., ICML 2023): presets of the injection
+mechanism.
 
 ``A2MIMViT`` extends MMPretrain's ``BEiTViT``: the ViT of the official A2MIM pre-training and
 fine-tuning (absolute position embedding plus a per-layer relative position bias, layer scale,
 q/v bias; ``'small'`` is 768-d x 8 layers). ``A2MIMPlainViT`` extends MMPretrain's plain
 ``VisionTransformer``. Both inject the mask token as the official ``SimMIMViT`` does:
 
-* ``mask_layer=0``: on the patch embeddings, before the cls token and the position embedding;
-* ``mask_layer=k >= 1``: on the patch tokens (not cls) right before block ``k`` (1-indexed),
-  i.e. after ``k - 1`` blocks.
+* ``mask_layer=0``: on the patch embeddings (the output of ``patch_embed``), before the cls
+  token and the position embedding;
+* ``mask_layer=k >= 1``: on the patch tokens (not cls) of the input of block ``k``
+  (1-indexed, ``layers[k - 1]``), i.e. after ``k - 1`` blocks.
 
 With ``mask=None`` the forward pass is exactly the parent backbone's.
 """
-from typing import Optional, Tuple
+from typing import Optional
 
-import torch
 from mmengine.model.weight_init import trunc_normal_
 from mmpretrain.models.backbones import BEiTViT, VisionTransformer
-from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
 
-from .mask_token import MaskTokenMixin
+from ..mask_injection import FeatureLayout, loads_pretrained
+from .masked_backbone import MaskedBackboneMixin
 
 
-class _MaskedViTMixin(MaskTokenMixin):
-    """The masked forward pass shared by both ViT flavours."""
+class _ViTPresetMixin(MaskedBackboneMixin):
+    """The numbered injection points shared by both ViT flavours."""
 
-    def _setup_masking(self, mask_layer: int, mask_token: Optional[str], replace: bool,
-                       mask_init: float, token_init: str) -> None:
-        if not 0 <= mask_layer < self.num_layers:
-            raise ValueError(f'{type(self).__name__}: mask_layer must be in [0, '
-                             f'{self.num_layers - 1}] for {self.num_layers} layers, got '
-                             f'{mask_layer}.')
+    def _attach_vit_mask_token(self, mask_layer: int, mask_token: Optional[str],
+                               replace: bool, mask_init: float, token_init: str) -> None:
+        self._check_mask_layer(mask_layer, self.num_layers, f'for {self.num_layers} layers')
         self.mask_layer = mask_layer
-        self._init_mask_token(self.embed_dims, mask_token, replace, mask_init, token_init,
-                              channels_first=False)
-
-    def init_weights(self) -> None:
-        super().init_weights()
-        if not (isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained'):
-            self._init_mask_token_weights()
-
-    def _layer_args(self) -> tuple:
-        """Extra positional arguments of every transformer layer."""
-        return ()
-
-    def _before_layers(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-    def forward(self, x: torch.Tensor,
-                mask: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, ...]:
-        """Encode images, injecting the mask token when ``mask`` is given.
-
-        Args:
-            x: (B, 3, H, W) images.
-            mask: (B, H/p, W/p) patch mask, 1 = masked, or None for the plain backbone.
-
-        Returns:
-            The parent's tuple of outputs (``out_indices``, ``out_type``).
-        """
-        if mask is None:
-            return super().forward(x)
-        input_hw = x.shape[-2:]
-        x, patch_hw = self.patch_embed(x)  # (B, L, C), L = h * w
-        self._check_mask_grid(mask, patch_hw, input_hw, 'of the patch embedding')
-        if self.mask_layer == 0:
-            x = self._inject_mask_token(x, mask)
-        if self.cls_token is not None:
-            x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
-        if self.pos_embed is not None:
-            x = x + resize_pos_embed(self.pos_embed, self.patch_resolution, patch_hw,
-                                     mode=self.interpolate_mode,
-                                     num_extra_tokens=self.num_extra_tokens)
-        x = self._before_layers(self.drop_after_pos(x))
-
-        n = self.num_extra_tokens
-        layer_args = self._layer_args()
-        outs = []
-        for i, layer in enumerate(self.layers):
-            if self.mask_layer == i + 1:
-                x = torch.cat((x[:, :n], self._inject_mask_token(x[:, n:], mask)), dim=1)
-            x = layer(x, *layer_args)
-            if i == len(self.layers) - 1 and self.final_norm:
-                x = self.ln1(x)
-            if i in self.out_indices:
-                outs.append(self._format_output(x, patch_hw))
-        return tuple(outs)
+        if mask_layer == 0:
+            at, on, extra, where = 'patch_embed', 'output', 0, 'of the patch embedding'
+        else:
+            at, on, extra = f'layers.{mask_layer - 1}', 'input', self.num_extra_tokens
+            where = f'before block {mask_layer} (mask_layer={mask_layer})'
+        self._attach_mask_token(at, on, self.embed_dims, FeatureLayout('NLC', extra), where,
+                                mask_token, replace, mask_init, token_init)
 
 
 @MODELS.register_module()
-class A2MIMViT(_MaskedViTMixin, BEiTViT):
+class A2MIMViT(_ViTPresetMixin, BEiTViT):
     """BEiT-style ViT with A2MIM mask-token injection (the official A2MIM ViT).
 
     Args:
@@ -105,29 +57,24 @@ class A2MIMViT(_MaskedViTMixin, BEiTViT):
             feature-map output.
     """
 
+    plain_type = 'BEiTViT'
+    plain_defaults = dict(use_abs_pos_emb=True, use_rel_pos_bias=True,
+                          layer_scale_init_value=0.1, final_norm=True, out_type='featmap')
+
     def __init__(self, mask_layer: int = 0, mask_token: Optional[str] = 'learnable',
                  replace: bool = False, mask_init: float = 0., token_init: str = 'trunc_normal',
                  **kwargs) -> None:
-        kwargs.setdefault('use_abs_pos_emb', True)
-        kwargs.setdefault('use_rel_pos_bias', True)
-        kwargs.setdefault('layer_scale_init_value', 0.1)
-        kwargs.setdefault('final_norm', True)
-        kwargs.setdefault('out_type', 'featmap')
-        super().__init__(**kwargs)
-        self._setup_masking(mask_layer, mask_token, replace, mask_init, token_init)
-
-    def _layer_args(self) -> tuple:
-        return (self.rel_pos_bias() if self.rel_pos_bias is not None else None, )
+        super().__init__(**self._with_defaults(kwargs))
+        self._attach_vit_mask_token(mask_layer, mask_token, replace, mask_init, token_init)
 
     def init_weights(self) -> None:
         super().init_weights()
-        if not (isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained'):
-            if self.cls_token is not None:  # as the official ViT; BEiTViT leaves it at zero
-                trunc_normal_(self.cls_token, std=.02)
+        if not loads_pretrained(self.init_cfg) and self.cls_token is not None:
+            trunc_normal_(self.cls_token, std=.02)  # as the official ViT; BEiTViT leaves zeros
 
 
 @MODELS.register_module()
-class A2MIMPlainViT(_MaskedViTMixin, VisionTransformer):
+class A2MIMPlainViT(_ViTPresetMixin, VisionTransformer):
     """MMPretrain's plain ``VisionTransformer`` with A2MIM mask-token injection.
 
     Args are those of :class:`A2MIMViT` plus ``VisionTransformer``'s (defaults here: final
@@ -135,13 +82,11 @@ class A2MIMPlainViT(_MaskedViTMixin, VisionTransformer):
     ``VisionTransformer`` of the same arch.
     """
 
+    plain_type = 'VisionTransformer'
+    plain_defaults = dict(final_norm=True, out_type='featmap')
+
     def __init__(self, mask_layer: int = 0, mask_token: Optional[str] = 'learnable',
                  replace: bool = False, mask_init: float = 0., token_init: str = 'trunc_normal',
                  **kwargs) -> None:
-        kwargs.setdefault('final_norm', True)
-        kwargs.setdefault('out_type', 'featmap')
-        super().__init__(**kwargs)
-        self._setup_masking(mask_layer, mask_token, replace, mask_init, token_init)
-
-    def _before_layers(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pre_norm(x)
+        super().__init__(**self._with_defaults(kwargs))
+        self._attach_vit_mask_token(mask_layer, mask_token, replace, mask_init, token_init)
