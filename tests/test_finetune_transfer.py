@@ -16,12 +16,15 @@ import math
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Tuple
 
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.evaluator import Evaluator
+from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
 
 from helpers import REPO_ROOT, read_scalars, run_stock_train
 from test_configs import CONFIGS, FINETUNE_DIR, TINY_SIZE, write_tiny_pretrain_config
@@ -154,4 +157,48 @@ def test_pretrain_export_finetune(case, tmp_path, photo_dataset):
     losses = [r['loss'] for r in records if 'loss' in r]
     assert len(losses) == 2 and all(math.isfinite(v) for v in losses), losses
     top1 = [r['accuracy/top1'] for r in records if 'accuracy/top1' in r]
-    assert len(top1) == 1 and 0. <= top1[0] <= 100.
+    assert len(top1) == 1 and 0. <= top1[0] <= 100.  # wiring: the metric was logged
+    # The logged value is the top-1 of the validated weights: recompute it from the epoch
+    # checkpoint (which holds the weights validation used, EMA ones where the config has EMA).
+    predicted, labels = predict_val_set(cfg, work_dir / 'epoch_1.pth')
+    assert len(labels) == 4
+    assert top1[0] == pytest.approx(100. * (predicted == labels).double().mean().item(),
+                                    abs=1e-4)
+    # And the config's evaluator scores known predictions as it must.
+    num_classes = cfg.model.head.num_classes
+    assert evaluate_scores(cfg, labels, one_hot(labels, num_classes)) == 100.
+    assert evaluate_scores(cfg, labels, one_hot((labels + 1) % num_classes, num_classes)) == 0.
+    constant = one_hot(torch.full_like(labels, int(labels[0])), num_classes)
+    chance = 100. * (labels == labels[0]).double().mean().item()  # the first image's class
+    assert 0. < chance < 100.  # both classes present: the check tells chance from perfect
+    assert evaluate_scores(cfg, labels, constant) == pytest.approx(chance, abs=1e-4)
+
+
+def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    return torch.nn.functional.one_hot(labels, num_classes).float()
+
+
+def predict_val_set(cfg: Config, checkpoint: Path) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(predicted class, ground-truth class) of every validation image, from ``checkpoint``'s
+    weights, without the metric code."""
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.setdefault('data_preprocessor', cfg.get('data_preprocessor'))  # as the Runner
+    model = MODELS.build(model_cfg)
+    model.load_state_dict(torch.load(checkpoint, map_location='cpu')['state_dict'])
+    model.eval()
+    predicted, labels = [], []
+    with torch.no_grad():
+        for batch in Runner.build_dataloader(cfg.val_dataloader):
+            for sample in model.val_step(batch):
+                predicted.append(int(sample.pred_score.argmax()))
+                labels.append(int(sample.gt_label))
+    return torch.tensor(predicted), torch.tensor(labels)
+
+
+def evaluate_scores(cfg: Config, labels: torch.Tensor, scores: torch.Tensor) -> float:
+    """The top-1 that ``cfg.val_evaluator`` gives to ``scores`` (N, classes) for ``labels``."""
+    evaluator = Evaluator(copy.deepcopy(cfg.val_evaluator))
+    evaluator.process(data_samples=[
+        DataSample().set_gt_label(int(label)).set_pred_score(score)
+        for label, score in zip(labels, scores)])
+    return evaluator.evaluate(len(labels))['accuracy/top1']

@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Tuple
 
 
 def main() -> int:
@@ -32,12 +33,18 @@ def main() -> int:
           f'last {losses[-1][1]:.4f} (step {losses[-1][0]})')
     print(f'loss trend:   mean of first {k} logs {head:.4f} -> last {k} logs {tail:.4f} '
           f'({100 * (tail - head) / head:+.1f}%)')
-    for ckpt in sorted(args.work_dir.glob('*.pth')):
+    for ckpt in sorted(args.work_dir.glob('*.pth'), key=_by_step):
         print(f'checkpoint:   {ckpt}')
-    for picture in sorted(log.parent.glob('vis_image/*.png'),
-                          key=lambda p: int(p.stem.rsplit('_', 1)[-1])):
+    for picture in sorted(log.parent.glob('vis_image/*.png'), key=_by_step):
         print(f'picture:      {picture}')
     return 0
+
+
+def _by_step(path: Path) -> Tuple[str, int]:
+    """Sort ``epoch_9.pth`` before ``epoch_10.pth`` and ``reconstruction_630.png`` by its
+    step; a name without a trailing number sorts before the numbered ones of its stem."""
+    stem, _, step = path.stem.rpartition('_')
+    return (stem, int(step)) if step.isdigit() else (path.stem, -1)
 
 
 if __name__ == '__main__':

@@ -165,6 +165,7 @@ def test_real_pipelines_run(name, tiny_coco):
             type='CocoDataset', data_root=str(tiny_coco), ann_file=f'{split}.json',
             data_prefix=dict(img='images/'), metainfo=dict(classes=CLASSES),
             test_mode=split == 'val', pipeline=loader.dataset.pipeline))
+        annotations = _annotations_by_image(tiny_coco / f'{split}.json')
         for i in range(2):
             item = dataset[i]
             h, w = item['inputs'].shape[-2:]
@@ -172,4 +173,43 @@ def test_real_pipelines_run(name, tiny_coco):
                 assert (h, w) == (1024, 1024)
             elif split == 'train':
                 assert 640 <= min(h, w) <= 800 and max(h, w) <= 1333
-            assert len(item['data_samples'].gt_instances) > 0 or split == 'train'
+            sample = item['data_samples']
+            _assert_instances_follow_the_pipeline(
+                sample, annotations[sample.img_id],
+                resized=split == 'train', may_crop='vit' in name and split == 'train')
+
+
+def _annotations_by_image(ann_file):
+    import json
+    from collections import defaultdict
+
+    by_image = defaultdict(list)
+    for ann in json.loads(ann_file.read_text())['annotations']:
+        by_image[ann['image_id']].append(ann)
+    return by_image
+
+
+def _assert_instances_follow_the_pipeline(sample, anns, resized: bool, may_crop: bool) -> None:
+    """The packed instances are the image's annotations: resized with the image in training;
+    at the original size in testing (the test pipelines load them after the resize, and the
+    COCO metric compares in original coordinates).
+
+    Only the ViT's training pipeline has a random crop (``allow_negative_crop=True``), which
+    may drop instances; then every kept box still lies inside the resized image.
+    """
+    instances = sample.gt_instances
+    boxes, labels = instances.bboxes.tensor, instances.labels
+    assert len(instances.masks) == len(boxes) == len(labels)
+    img_h, img_w = sample.img_shape if resized else sample.ori_shape
+    assert (boxes[:, 0::2] >= 0).all() and (boxes[:, 0::2] <= img_w + 1e-3).all()
+    assert (boxes[:, 1::2] >= 0).all() and (boxes[:, 1::2] <= img_h + 1e-3).all()
+    if may_crop:
+        assert len(boxes) <= len(anns)
+        return
+    assert len(anns) == 3 and len(boxes) == len(anns)
+    assert sorted(labels.tolist()) == sorted(a['category_id'] - 1 for a in anns)
+    # Box sizes (flip-invariant) are the annotated ones times the resize factor.
+    sx, sy = sample.scale_factor if resized else (1., 1.)
+    expected = sorted((a['bbox'][2] * sx, a['bbox'][3] * sy) for a in anns)
+    got = sorted(zip((boxes[:, 2] - boxes[:, 0]).tolist(), (boxes[:, 3] - boxes[:, 1]).tolist()))
+    torch.testing.assert_close(torch.tensor(got), torch.tensor(expected), rtol=0, atol=0.05)

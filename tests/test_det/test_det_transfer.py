@@ -98,6 +98,8 @@ def test_train_and_coco_eval(family, kind, a2mim_checkpoint, tiny_coco, tmp_path
 
     assert_loaded(family, record.state, ckpt)
     assert runner.iter == 2
+    # wiring only: a 2-iteration model scores anything; test_det_metrics.py checks that the
+    # same evaluator gives the known values for predictions of known quality
     for metric in ('coco/bbox_mAP', 'coco/segm_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP_50'):
         assert metric in record.metrics, sorted(record.metrics)
         assert 0. <= record.metrics[metric] <= 1.
@@ -109,12 +111,24 @@ def test_train_and_coco_eval(family, kind, a2mim_checkpoint, tiny_coco, tmp_path
 
 
 def test_wrong_prefix_stops_the_run(a2mim_checkpoint, tiny_coco, tmp_path):
+    """A prefix that no checkpoint key has: the error says so, lists the checkpoint's own
+    prefixes and proposes the one under which the backbone's keys are found."""
     ckpt = a2mim_checkpoint('resnet')['exported']
     cfg = tiny_det_cfg('fpn', ckpt, tiny_coco, tmp_path, prefix='encoder.')
     runner = Runner.from_cfg(cfg)
-    with pytest.raises(RuntimeError, match=r"Likely fix: prefix='backbone\.'"):
+    with pytest.raises(RuntimeError) as error:
         runner.train()
     assert runner.iter == 0
+    message = str(error.value)
+    keys = list(torch.load(ckpt, map_location='cpu')['state_dict'])
+    assert f"no key of {ckpt} starts with 'encoder.'" in message
+    assert f"its keys start with 'backbone.' ({len(keys)})" in message  # an export: only these
+    module_keys = list(runner.model.backbone.state_dict())
+    found = sum(f'backbone.{k}' in keys for k in module_keys[:200])  # the hint looks at 200
+    assert found == min(200, len(module_keys))
+    assert (f"Likely fix: prefix='backbone.' ({found} of the missing keys exist in the "
+            "checkpoint under it), e.g. --cfg-options model.backbone.init_cfg.prefix=backbone."
+            ) in message
 
 
 def test_missing_backbone_key_stops_the_run(a2mim_checkpoint, tiny_coco, tmp_path):

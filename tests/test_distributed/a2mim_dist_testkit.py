@@ -6,7 +6,8 @@
 * ``LossRecorderHook``: each rank appends its per-iteration losses to
   ``work_dir/losses_rank{R}.jsonl`` (mmengine only logs rank 0's).
 * ``PauseAfterIterHook``: with ``A2MIM_TEST_PAUSE_AFTER_ITER=N`` set, the process writes
-  ``work_dir/paused_at_{N}`` after iteration ``N`` and sleeps until it is killed.
+  ``work_dir/paused_at_{N}`` after iteration ``N`` and sleeps until it is killed (at most
+  ``A2MIM_TEST_PAUSE_SECONDS``).
 * ``A2MIM_TEST_KILL_WRITING=<substring>``: the process SIGKILLs itself half-way through
   writing the first file whose path contains the substring (mmengine's ``LocalBackend.put``).
 """
@@ -59,13 +60,20 @@ class LossRecorderHook(Hook):
 
 @HOOKS.register_module()
 class PauseAfterIterHook(Hook):
+    """Runs after every other hook of the iteration (the checkpoint hook included), so when
+    ``paused_at_N`` appears, what iteration N saved is complete. Sleeps at most
+    ``A2MIM_TEST_PAUSE_SECONDS`` (default 1800), then exits with an error instead of going on
+    to write the next checkpoint unobserved."""
+
     priority = 'LOWEST'
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         pause_at = int(os.environ.get('A2MIM_TEST_PAUSE_AFTER_ITER', '0'))
         if pause_at and runner.iter + 1 == pause_at:
             open(osp.join(runner.work_dir, f'paused_at_{pause_at}'), 'w').close()
-            time.sleep(300)
+            time.sleep(float(os.environ.get('A2MIM_TEST_PAUSE_SECONDS', '1800')))
+            raise RuntimeError(f'PauseAfterIterHook: paused after iteration {pause_at} '
+                               'and nobody killed the process')
 
 
 _kill_writing = os.environ.get('A2MIM_TEST_KILL_WRITING')

@@ -1,11 +1,13 @@
 """A run killed with SIGKILL between checkpoints and restarted with ``--resume`` ends with the
 very same weights as a run that was never interrupted (one process, CPU, num_workers=0)."""
+import os
 import random
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -51,24 +53,54 @@ def test_other_world_size_restores_rank0_only():
     assert hook._own_state(None) == 'r0'  # single process here: rank 0
 
 
+# Seconds to wait for the run to reach the kill point: start-up and ~10 tiny iterations take
+# well under a minute on an idle 2-core machine; the bound only has to survive a busy one.
+KILL_POINT_TIMEOUT = float(os.environ.get('A2MIM_TEST_KILL_POINT_TIMEOUT', '900'))
+RUN_TIMEOUT = 900  # each whole training subprocess (helpers.run_stock_train's default: 300)
+
+
+def _what_is_there(work_dir: Path, proc: subprocess.Popen, log_path: Path,
+                   waited: float) -> str:
+    """Everything the kill-point wait looks at, for the failure message."""
+    pointer = work_dir / 'last_checkpoint'
+    files = sorted(p.name for p in work_dir.iterdir()) if work_dir.is_dir() else []
+    state = 'running' if proc.poll() is None else f'exited with {proc.returncode}'
+    return (f'after {waited:.0f} s: process {state}; files in {work_dir.name}: {files}; '
+            f'last_checkpoint: {pointer.read_text().strip() if pointer.exists() else None!r}'
+            f'\n--- log tail ---\n{tail(log_path.read_text())}')
+
+
 def _kill_after(config, work_dir, env, kill_after: int, checkpoint: str, next_one: str):
     """Start training, SIGKILL it after iteration ``kill_after`` once ``checkpoint`` is
-    written and named by ``last_checkpoint`` (and before ``next_one`` is written)."""
-    log = open(work_dir.parent / f'{work_dir.name}.log', 'w')
+    written and named by ``last_checkpoint`` (and before ``next_one`` is written).
+
+    The event waited for is the ``paused_at_<kill_after>`` marker of ``PauseAfterIterHook``,
+    written after every other hook of that iteration; the run then sleeps until killed.
+    """
+    log_path = work_dir.parent / f'{work_dir.name}.log'
+    log = open(log_path, 'w')
     proc = subprocess.Popen(
         [sys.executable, str(MMPRETRAIN_TRAIN), str(config), '--work-dir', str(work_dir)],
-        cwd=REPO_ROOT, env=dict(env, A2MIM_TEST_PAUSE_AFTER_ITER=str(kill_after)), stdout=log,
-        stderr=subprocess.STDOUT)
+        cwd=REPO_ROOT, env=dict(env, A2MIM_TEST_PAUSE_AFTER_ITER=str(kill_after),
+                                A2MIM_TEST_PAUSE_SECONDS=str(KILL_POINT_TIMEOUT + 60)),
+        stdout=log, stderr=subprocess.STDOUT)
+    pointer = work_dir / 'last_checkpoint'
+    ckpt = work_dir / checkpoint
+    start = time.monotonic()
     try:
-        deadline = time.monotonic() + 240
-        pointer = work_dir / 'last_checkpoint'
-        ckpt = work_dir / checkpoint
-        while not ((work_dir / f'paused_at_{kill_after}').exists() and pointer.exists()
-                   and pointer.read_text().strip() == str(ckpt)):
-            assert proc.poll() is None, f'training ended early:\n' \
-                f'{tail((work_dir.parent / f"{work_dir.name}.log").read_text())}'
-            assert time.monotonic() < deadline, f'no {ckpt.name} in time'
+        marker = work_dir / f'paused_at_{kill_after}'
+        while not marker.exists():
+            waited = time.monotonic() - start
+            if proc.poll() is not None:
+                pytest.fail('training ended before the kill point: '
+                            + _what_is_there(work_dir, proc, log_path, waited))
+            if waited > KILL_POINT_TIMEOUT:
+                pytest.fail(f'no paused_at_{kill_after} within {KILL_POINT_TIMEOUT:.0f} s '
+                            '(A2MIM_TEST_KILL_POINT_TIMEOUT): '
+                            + _what_is_there(work_dir, proc, log_path, waited))
             time.sleep(0.2)
+        assert pointer.exists() and pointer.read_text().strip() == str(ckpt), \
+            _what_is_there(work_dir, proc, log_path, time.monotonic() - start)
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(timeout=30) == -signal.SIGKILL
     finally:
@@ -76,7 +108,8 @@ def _kill_after(config, work_dir, env, kill_after: int, checkpoint: str, next_on
             proc.kill()
             proc.wait(timeout=30)
         log.close()
-    assert ckpt.exists() and not (work_dir / next_one).exists()
+    assert ckpt.exists() and not (work_dir / next_one).exists(), \
+        _what_is_there(work_dir, proc, log_path, time.monotonic() - start)
 
 
 @pytest.mark.slow
@@ -90,7 +123,8 @@ def test_sigkill_then_resume_is_bit_exact(tmp_path, photo_dataset, monkeypatch):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
 
-    run_stock_train(config, tmp_path / 'ref')  # uninterrupted, checkpoints at 2, 4, ..., 10
+    # uninterrupted, checkpoints at 2, 4, ..., 10
+    run_stock_train(config, tmp_path / 'ref', timeout=RUN_TIMEOUT)
     reference = load_state(tmp_path / 'ref' / 'iter_10.pth')
 
     work_dir = tmp_path / 'killed'
@@ -102,7 +136,7 @@ def test_sigkill_then_resume_is_bit_exact(tmp_path, photo_dataset, monkeypatch):
     control.mkdir()
     shutil.copy(work_dir / 'iter_8.pth', control / 'iter_8.pth')
 
-    proc = run_stock_train(config, work_dir, '--resume')
+    proc = run_stock_train(config, work_dir, '--resume', timeout=RUN_TIMEOUT)
     output = proc.stdout + proc.stderr
     assert 'resumed epoch: 0, iter: 8' in output
     assert 'Reach the end of the dataloader' in output, 'the skip crossed an epoch end'
@@ -120,7 +154,8 @@ def test_sigkill_then_resume_is_bit_exact(tmp_path, photo_dataset, monkeypatch):
     # Control: mmengine alone (no RNG states) continues model, optimizer and schedulers but
     # draws other random numbers after the resume, so the weights differ.
     run_stock_train(config, control, '--resume', str(control / 'iter_8.pth'),
-                    '--cfg-options', 'custom_hooks.0.type=LossRecorderHook')
+                    '--cfg-options', 'custom_hooks.0.type=LossRecorderHook',
+                    timeout=RUN_TIMEOUT)
     stock = load_state(control / 'iter_10.pth')
     assert not all(torch.equal(stock[name], t) for name, t in reference.items())
 
@@ -135,13 +170,13 @@ def test_sigkill_then_resume_is_bit_exact_with_an_epoch_based_loop(tmp_path, pho
     env = train_env()
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    run_stock_train(config, tmp_path / 'ref')
+    run_stock_train(config, tmp_path / 'ref', timeout=RUN_TIMEOUT)
     reference = load_state(tmp_path / 'ref' / 'epoch_3.pth')
 
     work_dir = tmp_path / 'killed'
     _kill_after(config, work_dir, env, kill_after=10, checkpoint='epoch_1.pth',
                 next_one='epoch_2.pth')
-    proc = run_stock_train(config, work_dir, '--resume')
+    proc = run_stock_train(config, work_dir, '--resume', timeout=RUN_TIMEOUT)
     assert 'resumed epoch: 1, iter: 7' in proc.stdout + proc.stderr
     resumed = load_state(work_dir / 'epoch_3.pth')
     for name, tensor in reference.items():

@@ -87,9 +87,10 @@ def test_mim_pytorch_launcher_two_processes(equivalence_configs, reference_1x4):
     _assert_two_ranks_match_reference(work_dir, output, reference_1x4)
 
 
-def test_mim_slurm_launcher_on_a_real_cluster(equivalence_configs, reference_1x4,
-                                              slurm_cluster):
-    """``mim train ... --launcher slurm`` through srun on a one-node localhost cluster."""
+def test_mim_slurm_launcher_on_a_real_cluster(slurm_cluster, equivalence_configs,
+                                              reference_1x4):
+    """``mim train ... --launcher slurm`` through srun on a one-node localhost cluster (the
+    cluster fixture comes first, so an opted-out run skips before any training)."""
     work_dir = equivalence_configs['root'] / 'slurm_2xb2'
     env = train_env(SLURM_CONF=slurm_cluster['SLURM_CONF'])
     # openmim 0.3.9 with click >= 8.2 crashes when --srun-args is absent (its unset default

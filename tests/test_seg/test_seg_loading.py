@@ -41,15 +41,32 @@ def test_checkpoints_load_exactly(family, kind, tmp_path, seg_dataset, a2mim_che
 
 @pytest.mark.parametrize('prefix', ['', 'encoder.'])
 def test_wrong_prefix_is_an_error(prefix, tmp_path, seg_dataset, a2mim_checkpoints):
-    _, model = build_tiny_segmentor('resnet', tmp_path, seg_dataset,
-                                    a2mim_checkpoints['resnet']['full'], prefix=prefix)
+    """Both wrong prefixes stop with their own report, and both propose ``backbone.``."""
+    checkpoint = a2mim_checkpoints['resnet']['full']
+    _, model = build_tiny_segmentor('resnet', tmp_path, seg_dataset, checkpoint, prefix=prefix)
     with pytest.raises(RuntimeError, match=r'Pretrained\(strict=True\)') as error:
         model.init_weights()
     message = str(error.value)
+    keys = list(torch.load(checkpoint, map_location='cpu')['state_dict'])
+    module_keys = list(model.backbone.state_dict())
+    hint = ("Likely fix: prefix='backbone.' ({} of the missing keys exist in the checkpoint "
+            'under it), e.g. --cfg-options model.backbone.init_cfg.prefix=backbone.')
     if prefix:  # nothing starts with it: the error lists the checkpoint's prefixes
-        assert "'backbone.'" in message
-    else:  # all keys missing: the error names them and the prefix that fixes it
-        assert 'conv1.weight' in message and "prefix='backbone.'" in message
+        assert f"no key of {checkpoint} starts with 'encoder.'" in message
+        n_backbone = sum(k.startswith('backbone.') for k in keys)
+        assert f"its keys start with 'backbone.' ({n_backbone})" in message
+        assert "'neck.'" in message  # a full runner checkpoint: the decoder's keys too
+        assert 'missing (' not in message
+        assert hint.format(min(200, len(module_keys))) in message
+    else:  # no prefix: every module key is missing, every checkpoint key unused
+        n_unexpected = len([k for k in keys if not k.endswith(('mask_token', 'mask_gamma'))])
+        # BatchNorm fills in an absent num_batches_tracked itself: not reported as missing
+        n_missing = len([k for k in module_keys if not k.endswith('num_batches_tracked')])
+        assert f'{n_missing} missing and {n_unexpected} unexpected keys' in message, \
+            message[:400]
+        assert f'missing ({n_missing}): conv1.weight, bn1.weight' in message
+        assert f'unexpected ({n_unexpected}): backbone.' in message
+        assert hint.format(n_missing) in message
 
 
 def test_empty_checkpoint_is_an_error(tmp_path, seg_dataset):

@@ -60,8 +60,24 @@ def test_resize_values_follow_beit_scheme():
 
 
 def test_registration_skips_a_codebase_that_does_not_import(monkeypatch):
-    """Without MMSegmentation (or MMDetection) importing the plugin still works."""
-    for name in ('mmseg.registry', 'mmdet.registry'):
-        monkeypatch.setitem(sys.modules, name, None)  # makes `import ...registry` fail
-    register_pretrained_init()
-    register_layer_decay_constructor()
+    """Without MMSegmentation (or MMDetection) importing the plugin still works: the
+    downstream registries are skipped and MMPretrain's gets the strict ``Pretrained``."""
+    from mmpretrain.registry import WEIGHT_INITIALIZERS
+
+    from a2mim_plugin.models.utils import StrictPretrainedInit
+    from a2mim_plugin.registration import _downstream_registries
+
+    from mmdet.registry import WEIGHT_INITIALIZERS as DET
+    from mmseg.registry import WEIGHT_INITIALIZERS as SEG
+    assert list(_downstream_registries('WEIGHT_INITIALIZERS')) == [DET, SEG]
+
+    monkeypatch.setitem(sys.modules, 'mmseg.registry', None)  # `import mmseg.registry` fails
+    assert list(_downstream_registries('WEIGHT_INITIALIZERS')) == [DET]
+    monkeypatch.setitem(sys.modules, 'mmdet.registry', None)
+    assert list(_downstream_registries('WEIGHT_INITIALIZERS')) == []
+    assert list(_downstream_registries('OPTIM_WRAPPER_CONSTRUCTORS')) == []
+
+    monkeypatch.delitem(WEIGHT_INITIALIZERS._module_dict, 'Pretrained')
+    assert register_pretrained_init() is None  # no error
+    assert WEIGHT_INITIALIZERS.get('Pretrained') is StrictPretrainedInit
+    assert register_layer_decay_constructor() is None
