@@ -1,3 +1,3 @@
-from .demo_data import DEMO_PHOTOS, load_demo_photos, make_demo_imagenet
+from .demo_data import DEMO_PHOTOS, load_demo_photos, make_demo_classification, make_demo_imagenet
 
-__all__ = ['DEMO_PHOTOS', 'load_demo_photos', 'make_demo_imagenet']
+__all__ = ['DEMO_PHOTOS', 'load_demo_photos', 'make_demo_classification', 'make_demo_imagenet']

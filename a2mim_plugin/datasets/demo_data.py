@@ -66,3 +66,49 @@ def make_demo_imagenet(root: Union[str, os.PathLike], crops_per_photo: int = 24,
             crop = crop.resize((crop_size, crop_size), Image.BICUBIC)
             crop.save(out_dir / f'{stem}_{k:03d}.JPEG', quality=92)
     return root
+
+
+def make_demo_classification(root: Union[str, os.PathLike], train_per_photo: int = 24,
+                             val_per_photo: int = 8, crop_size: int = 96,
+                             seed: int = 1) -> Path:
+    """A "which photo is this crop from" classification set of the demo photos.
+
+    Writes ``root/train/<photo>/<n>.JPEG`` and a held-out ``root/val/<photo>/<n>.JPEG``: random
+    square crops (25% to 100% of the shorter side, resized to ``crop_size``), the validation
+    crops drawn after the training ones from the same seeded generator, so they are new crops
+    (they may overlap training crops of the same photo). Class ``k`` is the k-th photo stem in
+    sorted order (how ``CustomDataset`` numbers sub-folders). Folders that already hold the
+    expected number of files are kept as they are.
+
+    Args:
+        root: dataset root.
+        train_per_photo: training crops per photograph.
+        val_per_photo: held-out crops per photograph.
+        crop_size: side of the saved crops in pixels.
+        seed: seed of the crop positions.
+
+    Returns:
+        The dataset root.
+    """
+    from PIL import Image
+
+    root = Path(root)
+    counts = dict(train=train_per_photo, val=val_per_photo)
+    if all((root / split).is_dir()
+           and len(list((root / split).glob('*/*.JPEG'))) == n * len(DEMO_PHOTOS)
+           for split, n in counts.items()):
+        return root
+    rng = np.random.default_rng(seed)
+    for stem, image in load_demo_photos().items():
+        height, width = image.shape[:2]
+        for split, count in counts.items():
+            out_dir = root / split / stem
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for k in range(count):
+                side = int(rng.uniform(0.25, 1.0) * min(height, width))
+                top = int(rng.integers(0, height - side + 1))
+                left = int(rng.integers(0, width - side + 1))
+                crop = Image.fromarray(image[top:top + side, left:left + side])
+                crop = crop.resize((crop_size, crop_size), Image.BICUBIC)
+                crop.save(out_dir / f'{stem}_{k:03d}.JPEG', quality=92)
+    return root
