@@ -318,9 +318,12 @@ def _build_model(model_cfg, narrow: bool = True) -> torch.nn.Module:
             return MODELS.build(model_cfg)
     if narrow:
         model_cfg['backbone'] = _narrow_backbone(model_cfg['backbone'])
+        width = 64  # ConvNeXt's last channels; ResNet: 8 * base_channels * block expansion
+        if 'ResNet' in model_cfg['backbone']['type']:
+            width = 8 * 8 * (4 if model_cfg['backbone'].get('depth', 50) >= 50 else 1)
         for part in ('neck', 'head'):  # the decoder / classifier read the backbone's width
             if model_cfg.get(part) and 'in_channels' in model_cfg[part]:
-                model_cfg[part]['in_channels'] = 64
+                model_cfg[part]['in_channels'] = width
     return MODELS.build(model_cfg)
 
 

@@ -6,12 +6,26 @@
 # accumulation) and its LR is written for that total: TotalBatchCheckHook warns at the start of
 # a run launched with another total (a GPU count the config was not written for) unless
 # --auto-scale-lr is on. (It sits here because mmengine forbids a top-level key in two bases.)
+# NonFiniteLossHook stops a diverging run (NaN/inf loss term or gradient norm) before the
+# optimizer step and before any checkpoint is written, naming the last good checkpoint;
+# MaskPipelineCheckHook checks that the pipeline makes the mask for the crop it produces.
+# torch.compile: `--cfg-options compile=True` (or compile.backend=... / compile.mode=...) makes
+# mmengine compile model.train_step; the A2MIM loss path (fill, mask upsampling, token hook,
+# decoder, head, Fourier loss) traces without graph breaks (tests/test_compile.py). Known
+# limit with torch 2.14 + mmengine 0.10.7: these configs' optim_wrapper.paramwise_cfg makes the
+# param groups ConfigDicts, and dynamo then fails tracing the optimizer step
+# (InternalTorchDynamoError: 'UserDefinedDictVariable' object has no attribute 'items');
+# see bench/README.md, "torch.compile".
 _base_ = 'mmpretrain::_base_/default_runtime.py'
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=100),
     checkpoint=dict(type='AtomicCheckpointHook', interval=10, max_keep_ckpts=3),
     total_batch_check=dict(type='TotalBatchCheckHook', total_batch=2048))
-custom_hooks = [dict(type='RNGStateHook')]
+custom_hooks = [
+    dict(type='RNGStateHook'),
+    dict(type='NonFiniteLossHook'),
+    dict(type='MaskPipelineCheckHook'),
+]
 
 randomness = dict(seed=0, diff_rank_seed=True)

@@ -78,6 +78,8 @@ default_hooks = dict(
 custom_hooks = [
     dict(type='ReconstructionVisHook', interval=210, num_images=6),
     dict(type='RNGStateHook'),
+    dict(type='NonFiniteLossHook'),
+    dict(type='MaskPipelineCheckHook'),
 ]
 randomness = dict(seed=0)
 work_dir = 'work_dirs/a2mim_demo'

@@ -9,6 +9,8 @@ from mmpretrain.structures import DataSample
 
 from ..mask_injection import MaskTokenInjection, find_mask_injection
 from ..utils import fill_masked_with_mean, upsample_mask
+from ..utils.config_checks import (check_batch_has_mask, check_decoder_fits_backbone,
+                                   check_head_fits_decoder, check_input_matches_img_size)
 
 FILL_MODES = ('mean', None)
 
@@ -62,6 +64,8 @@ class A2MIM(BaseSelfSupervisor):
                 '(A2MIMResNet, A2MIMConvNeXt, A2MIMViT, A2MIMPlainViT).')
         self._owns_injection = preset is None
         self.mask_injection = preset or MaskTokenInjection(self.backbone, **mask_token)
+        check_decoder_fits_backbone(self.backbone, self.neck)
+        check_head_fits_decoder(self.head, self.neck)
 
     def init_weights(self) -> None:
         """Initialise all parts; a token this model attached to a stock backbone is drawn
@@ -113,6 +117,8 @@ class A2MIM(BaseSelfSupervisor):
             The head's weighted terms (``loss_spatial``, ``loss_fourier``); they sum to the
             official total loss.
         """
+        check_batch_has_mask(data_samples)
+        check_input_matches_img_size(self.backbone, inputs.shape[-2:])
         mask = torch.stack([sample.mask for sample in data_samples]).to(inputs.device)  # (B,h,w)
         pred = self.reconstruct(inputs, mask)['pred']
         return self.head.loss(pred, inputs, mask)

@@ -66,6 +66,12 @@ class A2MIMHead(BaseModule):
         if fft_reweight and fft_focal:
             raise ValueError('A2MIMHead: fft_reweight applies to the non-focal Fourier loss only;'
                              ' set fft_focal=False or fft_reweight=False.')
+        if fft_loss is not None and not (fft_focal and fft_weight > 0):
+            raise ValueError(
+                'Fourier loss options contradict each other: model.head.fft_loss='
+                f"{fft_loss.get('type')!r} but model.head.fft_focal={fft_focal}, "
+                f'fft_weight={fft_weight} (fft_loss is used only by the focal Fourier term); '
+                'set model.head.fft_focal=True and fft_weight > 0, or remove model.head.fft_loss')
         self.criterion = MODELS.build(loss)
         self.encoder_in_channels = encoder_in_channels
         self.unmask_weight = unmask_weight

@@ -210,10 +210,15 @@ class MaskTokenInjection:
                     f'mask token was built for {self.channels} channels.')
         H, W = self._input_hw
         stride = H // grid[0] if grid[0] and H % grid[0] == 0 else H / grid[0]
+        # The mask is made for another stride (model_patch_size) or for another image size
+        # (SimMIMMaskGenerator.input_size vs the crop); only the pipeline knows which, so the
+        # message gives the generator settings that fit this input and point.
+        tail = f', {self.fix.format(mask_stride=H // h)}' if h and H % h == 0 else \
+            f' (a {h}x{w} mask does not tile a {H}x{W} image: its input_size is not the crop)'
         return (f'{self.owner_name}: the {h}x{w} mask does not match the {grid[0]}x{grid[1]} '
                 f'feature grid {self.where} (stride {stride} for a {H}x{W} input). Set '
-                f'model_patch_size={stride} in SimMIMMaskGenerator, '
-                f'{self.fix.format(mask_stride=H // h if h else "?")}.')
+                f'model_patch_size={stride} and input_size={H} (the crop) in '
+                f'SimMIMMaskGenerator{tail}.')
 
 
 def find_mask_injection(backbone: nn.Module) -> Optional[MaskTokenInjection]:
