@@ -5,10 +5,11 @@ on machines without a CUDA device, so mmengine's slurm/pytorch launchers start o
 """
 from .cuda_shim import install_cpu_set_device_shim
 from .hooks import (AtomicCheckpointHook, MaskPipelineCheckHook, NonFiniteLossHook,
-                    OptimStepEMAHook, ReconstructionVisHook, RNGStateHook, TotalBatchCheckHook)
+                    OptimStepEMAHook, PlainParamGroupsHook, ReconstructionVisHook, RNGStateHook,
+                    TotalBatchCheckHook)
 
 install_cpu_set_device_shim()
 
 # Hook names only (tests/test_registry.py checks that each one resolves in HOOKS).
 __all__ = ['AtomicCheckpointHook', 'MaskPipelineCheckHook', 'NonFiniteLossHook', 'OptimStepEMAHook',
-           'ReconstructionVisHook', 'RNGStateHook', 'TotalBatchCheckHook']
+           'PlainParamGroupsHook', 'ReconstructionVisHook', 'RNGStateHook', 'TotalBatchCheckHook']

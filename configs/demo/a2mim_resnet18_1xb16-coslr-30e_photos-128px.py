@@ -80,6 +80,7 @@ custom_hooks = [
     dict(type='RNGStateHook'),
     dict(type='NonFiniteLossHook'),
     dict(type='MaskPipelineCheckHook'),
+    dict(type='PlainParamGroupsHook'),
 ]
 randomness = dict(seed=0)
 work_dir = 'work_dirs/a2mim_demo'
