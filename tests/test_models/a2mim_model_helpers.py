@@ -84,6 +84,16 @@ def capture_input(module: torch.nn.Module, fn):
     return result, seen[0]
 
 
+def record_feature(module: torch.nn.Module, on: str, store: list):
+    """Append ``module``'s first input (``on='input'``) or its output (the first item of a
+    tuple output) to ``store`` on every call; hooks registered after the injection's own see
+    the injected feature. Returns the hook handle."""
+    if on == 'input':
+        return module.register_forward_pre_hook(lambda m, a: store.append(a[0].detach()))
+    return module.register_forward_hook(
+        lambda m, a, o: store.append((o[0] if isinstance(o, (tuple, list)) else o).detach()))
+
+
 def pixel_mask(mask: torch.Tensor, size: int) -> torch.Tensor:
     """(B, h, w) -> (B, 1, H, W) float nearest upsampling (written independently of the plugin)."""
     s = size // mask.shape[-1]

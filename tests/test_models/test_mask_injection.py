@@ -14,6 +14,7 @@ from torch import nn
 
 import a2mim_plugin  # noqa: F401  (registers the plugin)
 from a2mim_plugin.models.mask_injection import MaskTokenInjection, apply_mask_token
+from a2mim_model_helpers import record_feature
 
 TINY_SWIN = dict(type='SwinTransformer', arch=dict(embed_dims=16, depths=[1, 1, 1, 1],
                                                    num_heads=[1, 1, 2, 2]),
@@ -34,14 +35,6 @@ def _mask(batch: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
     mask = (torch.rand(batch, h, w, generator=gen) < 0.5).float()
     mask[:, 0, 0], mask[:, -1, -1] = 1., 0.  # both kinds of cell in every image
     return mask
-
-
-def _record(module: nn.Module, on: str, store: list):
-    """Record ``module``'s input or output (after the injection's own hook)."""
-    if on == 'input':
-        return module.register_forward_pre_hook(lambda m, a: store.append(a[0].detach()))
-    return module.register_forward_hook(
-        lambda m, a, o: store.append((o[0] if isinstance(o, tuple) else o).detach()))
 
 
 # ------------------------------------------------------------------------------------------
@@ -75,7 +68,7 @@ def test_layout_channels_and_stride_found_by_the_dry_run(name):
     mask = _mask(2, grid, grid)
     x = torch.randn(2, 3, size, size)
     backbone.eval()
-    handle = _record(backbone.get_submodule(at), on, plain_feats)
+    handle = record_feature(backbone.get_submodule(at), on, plain_feats)
     plain_out = backbone(x)
     out = injection.run(backbone, x, mask)
     handle.remove()
@@ -95,7 +88,7 @@ def test_swin_token_sequence_is_read_from_hw_shape_not_length():
     injection = MaskTokenInjection(backbone, at='stages.0', on='input')
     x = torch.randn(2, 3, 64, 128)
     seen = []
-    handle = _record(backbone.stages[0], 'input', seen)
+    handle = record_feature(backbone.stages[0], 'input', seen)
     injection.run(backbone, x, _mask(2, 16, 32))
     handle.remove()
     assert seen[0].shape == (2, 16 * 32, 16)

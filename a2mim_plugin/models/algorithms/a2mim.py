@@ -26,7 +26,9 @@ class A2MIM(BaseSelfSupervisor):
 
     The encoder is either a preset (``A2MIMViT``, ``A2MIMResNet``, ... with ``mask_layer``) or
     any stock MMPretrain backbone plus ``mask_token=dict(at=...)`` naming the module where the
-    token goes (the paper's architecture-agnostic form). The SimMIM baseline is this class with
+    token goes (the paper's architecture-agnostic form). The decoder reads the backbone's last
+    output: a map, or a patch-token sequence (MlpMixer, a raw ViT) folded onto the decoder's
+    grid (:class:`LatentLayout`, decided at build time). The SimMIM baseline is this class with
     ``input_fill=None``, ``replace=True`` and an L1 head without Fourier term.
 
     Args:
@@ -64,7 +66,8 @@ class A2MIM(BaseSelfSupervisor):
                 '(A2MIMResNet, A2MIMConvNeXt, A2MIMViT, A2MIMPlainViT).')
         self._owns_injection = preset is None
         self.mask_injection = preset or MaskTokenInjection(self.backbone, **mask_token)
-        check_decoder_fits_backbone(self.backbone, self.neck)
+        # Token-sequence outputs (MlpMixer, raw ViT) are folded into the decoder's map.
+        self.latent_layout = check_decoder_fits_backbone(self.backbone, self.neck)
         check_head_fits_decoder(self.head, self.neck)
 
     def init_weights(self) -> None:
@@ -101,8 +104,9 @@ class A2MIM(BaseSelfSupervisor):
             reconstruction, both in normalised space.
         """
         x_in = self.masked_input(inputs, mask)  # (B, 3, H, W)
-        latent = self.mask_injection.run(self.backbone, x_in, mask)  # the last map is decoded
-        pred = self.neck(latent[-1])  # (B, 3, H, W)
+        latent = self.mask_injection.run(self.backbone, x_in, mask)  # the last one is decoded
+        latent_map = self.latent_layout.to_map(latent[-1], inputs.shape[-2:])  # (B, C, h, w)
+        pred = self.neck(latent_map)  # (B, 3, H, W)
         return dict(input=x_in, pred=pred)
 
     def loss(self, inputs: torch.Tensor, data_samples: List[DataSample],

@@ -154,9 +154,10 @@ def dry_run(backbone: nn.Module, module: nn.Module, on: str, input_size: int,
     if probe.grad is None or probe.grad.item() == 0:
         raise ValueError(
             f'{point}: a change of the features there does not reach the backbone\'s output '
-            '(nothing after it uses the patch positions, e.g. after the final norm of a '
-            'class-token output), so the mask token could not learn. Choose an earlier '
-            'model.mask_token.at.')
+            'in the backward pass (nothing after it uses the patch positions, e.g. after the '
+            'final norm of a class-token output; or the backward pass recomputes the layers '
+            'instead of going through the point, as reversible layers do), so the mask token '
+            'could not learn. Choose an earlier model.mask_token.at.')
     shape, layout, grid = seen[0]
     channels = int(shape[layout.channel_dim])
     return DryRunResult(layout=layout, channels=channels, stride=input_size // grid[0],

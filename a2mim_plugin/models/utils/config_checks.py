@@ -10,6 +10,8 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from .latent_map import LatentLayout, find_sequence_layout, sequence_candidates
+
 DEFAULT_PROBE_SIZE = 224
 
 
@@ -54,8 +56,12 @@ def backbone_output_shape(backbone: nn.Module) -> Optional[Tuple[Tuple[int, ...]
     return tuple(last.shape[1:]), size
 
 
-def check_decoder_fits_backbone(backbone: nn.Module, neck: nn.Module) -> None:
-    """Decoder ``in_channels`` / ``encoder_stride`` vs the backbone's last feature map.
+def check_decoder_fits_backbone(backbone: nn.Module, neck: nn.Module) -> LatentLayout:
+    """Decoder ``in_channels`` / ``encoder_stride`` vs the backbone's last output.
+
+    Returns:
+        How the last output holds the decoder's grid: a map, or a token sequence that
+        :meth:`LatentLayout.to_map` folds into one.
 
     Raises:
         ValueError: naming ``model.neck.in_channels`` or ``model.neck.encoder_stride`` and the
@@ -64,31 +70,65 @@ def check_decoder_fits_backbone(backbone: nn.Module, neck: nn.Module) -> None:
     decoder = getattr(neck, 'decoder', None)
     if not isinstance(decoder, nn.Sequential) or not isinstance(decoder[0], nn.Conv2d) or \
             not isinstance(decoder[-1], nn.PixelShuffle):
-        return  # not a SimMIM-style linear decoder: nothing to compare
+        return LatentLayout()  # not a SimMIM-style linear decoder: nothing to compare
     measured = backbone_output_shape(backbone)
     if measured is None:
-        return
+        return LatentLayout()
     shape, size = measured
     name = type(backbone).__name__
+    in_channels, stride = decoder[0].in_channels, decoder[-1].upscale_factor
+    if len(shape) == 2:
+        return _check_sequence_output(name, shape, size, in_channels, stride)
     if len(shape) != 3:
         raise ValueError(
             f'the backbone output is not a feature map: model.backbone.type={name} returns '
-            f'shape {("B", *shape)} but model.neck.type={type(neck).__name__} needs (B, C, h, w); '
-            "set model.backbone.out_type='featmap' (ViT) or out_indices to end at the last stage")
+            f'shape {("B", *shape)} but model.neck.type={type(neck).__name__} needs (B, C, h, w) '
+            "or a patch-token sequence; set model.backbone.out_type='featmap' (ViT), "
+            'gap_before_final_norm=False (ConvNeXt, HorNet, EdgeNeXt, TinyViT) or out_indices to '
+            'end at the last stage')
     channels, h, w = shape
-    in_channels, stride = decoder[0].in_channels, decoder[-1].upscale_factor
     if in_channels != channels:
         raise ValueError(
             f'decoder input channels differ from the backbone output: model.neck.in_channels='
             f'{in_channels} but model.backbone.type={name} outputs {channels} channels; set '
             f'model.neck.in_channels={channels}')
     if h != w or size % h:
-        return  # a non-square or padded grid: the head's shape check reports it per batch
+        return LatentLayout()  # a non-square or padded grid: the head reports it per batch
     if stride * h != size:
         raise ValueError(
             f'decoder stride differs from the backbone output stride: model.neck.encoder_stride='
             f'{stride} but model.backbone.type={name} maps a {size}x{size} input to a {h}x{w} '
             f'feature map (stride {size // h}); set model.neck.encoder_stride={size // h}')
+    return LatentLayout()
+
+
+def _check_sequence_output(name: str, shape: Tuple[int, int], size: int, in_channels: int,
+                           stride: int) -> LatentLayout:
+    """A (B, C, L) or (B, n + L, C) last output on the decoder's grid (MlpMixer, raw ViT)."""
+    cells = (size // stride)**2 if size % stride == 0 else -1
+    layout = find_sequence_layout(shape, cells, in_channels, stride)
+    if layout is not None:
+        return layout
+    channels = sorted({c for _, c in sequence_candidates(shape, cells)})
+    if channels:
+        raise ValueError(
+            f'decoder input channels differ from the backbone output: model.neck.in_channels='
+            f'{in_channels} but model.backbone.type={name} returns tokens of shape '
+            f'{("B", *shape)} ({" or ".join(map(str, channels))} channels); set '
+            f'model.neck.in_channels={channels[0]}')
+    strides = [s for s in range(1, size + 1) if size % s == 0 and any(
+        c == in_channels for _, c in sequence_candidates(shape, (size // s)**2))]
+    if strides:
+        raise ValueError(
+            f'decoder stride differs from the backbone output stride: model.neck.encoder_stride='
+            f'{stride} but model.backbone.type={name} returns tokens of shape '
+            f'{("B", *shape)} for a {size}x{size} input (stride {strides[0]}); set '
+            f'model.neck.encoder_stride={strides[0]}')
+    raise ValueError(
+        f'the backbone output is not a feature map: model.backbone.type={name} returns shape '
+        f'{("B", *shape)}, which is no (B, C, L) or (B, L, C) patch sequence for '
+        f'model.neck.in_channels={in_channels}; set model.backbone.out_type=\'featmap\' or '
+        'out_indices to end at the last stage')
 
 
 def check_head_fits_decoder(head: nn.Module, neck: nn.Module) -> None:
