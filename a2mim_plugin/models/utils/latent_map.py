@@ -36,7 +36,8 @@ class LatentLayout:
             return feats
         stride = self.stride
         h, w = int(image_hw[0]) // stride, int(image_hw[1]) // stride
-        length = feats.shape[2] if self.kind == 'NCL' else feats.shape[1] - self.extra_tokens
+        if feats.dim() == 3:
+            length = feats.shape[2] if self.kind == 'NCL' else feats.shape[1] - self.extra_tokens
         if feats.dim() != 3 or length != h * w:
             raise ValueError(
                 f'the backbone output {tuple(feats.shape)} ({self.kind}, {self.extra_tokens} '
