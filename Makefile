@@ -15,9 +15,11 @@ INTERACTION_TITLE ?= toy demo: 14 held-out photo crops, 8 x 8 grid, 6 pairs, 6 c
 setup:
 	bash tools/setup_env.sh
 
-# A2MIM pre-training of a ResNet-18 on crops of real photos through `mim train mmpretrain`.
+# A2MIM pre-training of a ResNet-18 on crops of real photos through `mim train mmpretrain`;
+# the summary prints the k-NN top-1 (held-out crops) before training and every 10 epochs.
 demo: setup
 	$(PY) -c "from a2mim_plugin.datasets import make_demo_imagenet as m; print('data:', m('data/a2mim_demo'))"
+	$(PY) -c "from a2mim_plugin.datasets import make_demo_classification as m; print('k-NN data:', m('data/a2mim_demo_cls'))"
 	$(VENV)/bin/mim train mmpretrain $(DEMO_CONFIG) --work-dir $(DEMO_WORK_DIR)
 	$(PY) tools/summarize_run.py $(DEMO_WORK_DIR)
 
@@ -25,7 +27,7 @@ $(DEMO_WORK_DIR)/epoch_30.pth:
 	$(MAKE) demo
 
 # Fine-tune the demo's A2MIM ResNet-18 and a random-init one as "which photo" classifiers,
-# then draw both models' multi-order interaction curves (README, "Interaction strength").
+# then draw both models' multi-order interaction curves (docs/analysis.md).
 interaction-demo: setup $(DEMO_WORK_DIR)/epoch_30.pth
 	$(PY) -c "from a2mim_plugin.datasets import make_demo_classification as m; print('data:', m('data/a2mim_demo_cls'))"
 	$(VENV)/bin/mim train mmpretrain configs/demo/resnet18_a2mim-demo-pre_1xb32-30e_photo-cls-96px.py --work-dir work_dirs/a2mim_demo_ft

@@ -1,10 +1,10 @@
-"""Time the plugin's A2MIM and SimMIM configs against MMPretrain's SparK, SimMIM and MAE, side by
-side in one process, eager and compiled; print a Markdown table and write JSON.
+"""Time the plugin's A2MIM and SimMIM configs against MMPretrain's SparK, SimMIM, MAE and MixMIM,
+side by side in one process, eager and compiled; print a Markdown table and write JSON.
 
 Groups (same backbone size, each entry its own shipped config, see ``bench/peers.py``):
 r50 (A2MIM, SimMIM, SparK), convnext_s (A2MIM, SimMIM), vit_b (A2MIM, SimMIM, MAE), swin_b
-(A2MIM, SimMIM, MMPretrain SimMIM). Within a group all entries step alternately on the same
-synthetic images (each with its own config's mask), the order rotating every step.
+(A2MIM, SimMIM, MMPretrain SimMIM, MixMIM). Within a group all entries step alternately on the
+same synthetic images (each with its own config's mask), the order rotating every step.
 
 Examples::
 

@@ -16,7 +16,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -50,11 +50,17 @@ GROUPS: Dict[str, List[tuple]] = {
          'a2mim-simmim_swin-base-w6_8xb128-accu2-coslr-100e_in1k-192px.py'),
         ('SimMIM (MMPretrain)',
          MMPRETRAIN + 'simmim/simmim_swin-base-w6_8xb256-amp-coslr-100e_in1k-192px.py'),
+        # MixMAE (CVPR 2023) as MMPretrain's MixMIM: Swin-B shapes (128-d, 2-2-18-2 blocks),
+        # two images mixed at mask ratio 0.5 on the stride-32 grid, 8-block 512-d decoder
+        ('MixMIM (MMPretrain)',
+         MMPRETRAIN + 'mixmim/mixmim_mixmim-base_16xb128-coslr-300e_in1k.py'),
     ],
 }
 # The input size each group is trained at (Swin-B w6 at 192 px, as its configs).
 FULL_SIZE = {'r50': 224, 'convnext_s': 224, 'vit_b': 224, 'swin_b': 192}
 MASK_PATCH = 32  # px; every input size must be a multiple of it (SimMIM / A2MIM masks)
+# The optional fast paths (off in every shipped config; bench/gpu_check.py measures them).
+FAST_PATHS = ('sdpa_attention', 'channels_last', 'fused_adamw')
 
 
 def load_config(path: str, img_size: int):
@@ -76,10 +82,24 @@ def load_config(path: str, img_size: int):
         model.input_size = img_size
     if model.type == 'MAE':  # its decoder's position embedding has one entry per patch
         model.neck.num_patches = (img_size // model.neck.patch_size) ** 2
+    if model.type == 'MixMIM':  # no padding: each stage's window must divide its grid
+        backbone.img_size = img_size
+        backbone.window_size = mixmim_windows(img_size, backbone.get('window_size',
+                                                                     [14, 14, 14, 7]))
+        model.neck.num_patches = (img_size // model.neck.encoder_stride) ** 2
     for t in cfg.train_dataloader.dataset.pipeline:
         if t['type'] == 'SimMIMMaskGenerator':
             t['input_size'] = img_size
     return cfg
+
+
+def mixmim_windows(img_size: int, windows: Sequence[int]) -> List[int]:
+    """MixMIM's window per stage at ``img_size`` px: the largest divisor of the stage's grid
+    (stride 4, 8, 16, 32) not above the configured window (224 px: 14, 14, 14, 7 unchanged;
+    192 px: 12, 12, 12, 6)."""
+    grids = [img_size // (4 * 2**i) for i in range(len(windows))]
+    return [max(d for d in range(1, min(w, g) + 1) if g % d == 0)
+            for w, g in zip(windows, grids)]
 
 
 def mask_generator(cfg):
@@ -180,31 +200,66 @@ class Entry:
     optim_wrapper: object
     step_fn: object
     data: dict
+    fast_paths: Tuple[str, ...] = ()
+    amp: str = 'none'
     times: List[float] = field(default_factory=list)
     losses: List[Dict[str, float]] = field(default_factory=list)
     peak_mib: Optional[float] = None
+    first_steps_s: List[float] = field(default_factory=list)
 
     @property
     def label(self) -> str:
-        return f"{self.name}{' +compile' if self.compiled else ''}"
+        extras = ''.join(f' +{p}' for p in self.fast_paths)
+        return f"{self.name}{' +compile' if self.compiled else ''}{extras}"
+
+
+def merged(base: dict, override: dict) -> dict:
+    """``base`` with ``override`` merged in (dicts into dicts; anything else replaced)."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(
+            out.get(key), dict) else copy.deepcopy(value)
+    return out
 
 
 def build_entry(group: str, name: str, config: str, *, img_size: int, batch_size: int,
                 amp: str, device: torch.device, compiled: bool, compile_backend: str,
-                seed: int = 0) -> Entry:
-    """Build one config's model, optimizer wrapper, (compiled) train step and batch."""
+                seed: int = 0, override: Optional[dict] = None,
+                fast_paths: Sequence[str] = ()) -> Entry:
+    """Build one config's model (``override`` merged into ``cfg.model``), optimizer wrapper,
+    (compiled) train step and batch.
+
+    The model gets what the runner's ``CompileReadyHook`` does before compiling (every shipped
+    config has it), and the ``fast_paths`` asked for: 'sdpa_attention', 'channels_last' (as
+    ``FastPathsHook``) or 'fused_adamw' (``optim_wrapper.optimizer.fused=True``)."""
     from mmpretrain.registry import MODELS
+
+    from a2mim_plugin.models.utils.compile_ready import python_scalar_attributes
+    from a2mim_plugin.models.utils.fast_paths import use_channels_last, use_sdpa_attention
     cfg = load_config(config, img_size)
+    if override:
+        cfg.model = merged(cfg.model.to_dict(), override)
     torch.manual_seed(seed)
     model = MODELS.build(cfg.model)
     model.init_weights()
     model.to(device).train()
+    python_scalar_attributes(model)
+    unknown = set(fast_paths) - set(FAST_PATHS)
+    if unknown:
+        raise ValueError(f'unknown fast paths {sorted(unknown)}; choose from {FAST_PATHS}')
+    if 'sdpa_attention' in fast_paths and not use_sdpa_attention(model):
+        raise ValueError(f'{name}: sdpa_attention asked for, but it has no BEiT / Swin attention')
+    if 'channels_last' in fast_paths:
+        use_channels_last(model)
+    if 'fused_adamw' in fast_paths:
+        cfg.optim_wrapper.optimizer.fused = True
     optim_wrapper = build_optim_wrapper(model, cfg, amp, device)
     step_fn = model.train_step
     if compiled:
         step_fn = torch.compile(step_fn, backend=compile_backend)
     data = synthetic_batch(cfg, batch_size, img_size, seed)
-    return Entry(group, name, config, compiled, model, optim_wrapper, step_fn, data)
+    return Entry(group, name, config, compiled, model, optim_wrapper, step_fn, data,
+                 tuple(fast_paths), amp)
 
 
 def run_step(entry: Entry, device: torch.device, record: bool) -> None:
@@ -230,6 +285,34 @@ def run_step(entry: Entry, device: torch.device, record: bool) -> None:
             entry.peak_mib = max(entry.peak_mib or 0., peak)
 
 
+def step_alternately(entries: Sequence[Entry], *, device: torch.device, steps: int,
+                     warmup: int, log=print) -> List[dict]:
+    """Step ``entries`` in turn (the order rotates every step, so that all see the same machine
+    load), ``warmup`` untimed rounds then ``steps`` timed ones; one summary row per entry (median
+    step time; the first two steps' times, where a compiled step traces and compiles)."""
+    for i in range(warmup + steps):
+        shift = i % len(entries)
+        for entry in entries[shift:] + entries[:shift]:
+            t0 = time.perf_counter()
+            run_step(entry, device, record=i >= warmup)
+            if i < 2:
+                entry.first_steps_s.append(time.perf_counter() - t0)
+            if i == 0:
+                log(f'  {entry.group} {entry.label}: first step {entry.first_steps_s[0]:.1f} s')
+    rows = []
+    for entry in entries:
+        median = statistics.median(entry.times)
+        batch_size = len(entry.data['data_samples'])
+        rows.append(dict(group=entry.group, name=entry.name, compiled=entry.compiled,
+                         fast_paths=list(entry.fast_paths), config=entry.config,
+                         img_size=entry.data['inputs'].shape[-1], batch_size=batch_size,
+                         amp=entry.amp,
+                         step_s=median, images_per_s=batch_size / median,
+                         first_steps_s=entry.first_steps_s, peak_mib=entry.peak_mib,
+                         losses=entry.losses[-1]))
+    return rows
+
+
 def bench_group(group: str, *, img_size: int, batch_size: int, amp: str,
                 device: torch.device, compile_modes: Sequence[bool], compile_backend: str,
                 steps: int, warmup: int, names: Optional[Sequence[str]] = None,
@@ -244,20 +327,7 @@ def bench_group(group: str, *, img_size: int, batch_size: int, amp: str,
             entries.append(build_entry(group, name, config, img_size=img_size,
                                        batch_size=batch_size, amp=amp, device=device,
                                        compiled=compiled, compile_backend=compile_backend))
-    for i in range(warmup + steps):
-        shift = i % len(entries)
-        for entry in entries[shift:] + entries[:shift]:
-            t0 = time.perf_counter()
-            run_step(entry, device, record=i >= warmup)
-            if i == 0:
-                log(f'  {group} {entry.label}: first step {time.perf_counter() - t0:.1f} s')
-    rows = []
-    for entry in entries:
-        median = statistics.median(entry.times)
-        rows.append(dict(group=group, name=entry.name, compiled=entry.compiled,
-                         config=entry.config, img_size=img_size, batch_size=batch_size,
-                         amp=amp, step_s=median, images_per_s=batch_size / median,
-                         peak_mib=entry.peak_mib, losses=entry.losses[-1]))
+    rows = step_alternately(entries, device=device, steps=steps, warmup=warmup, log=log)
     reference = {r['compiled']: r['step_s'] for r in rows if r['name'] == 'A2MIM'}
     eager_ref = reference.get(False)
     for row in rows:

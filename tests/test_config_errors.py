@@ -117,6 +117,20 @@ def test_vit_img_size_must_match_the_crop():
     assert 'set model.backbone.img_size=32' in str(info.value)
 
 
+@pytest.mark.parametrize('crop', [(64, 32), (32, 64)])
+def test_vit_img_size_must_match_a_crop_in_both_sides(crop):
+    """img_size=64 and a crop that matches it in one side only: refused, naming the crop."""
+    model = MODELS.build(_tiny('A2MIMViT').model)  # img_size=64, patch 16
+    h, w = crop
+    samples = [DataSample().set_mask(torch.zeros(h // 16, w // 16)) for _ in range(2)]
+    data = model.data_preprocessor(dict(inputs=torch.randint(0, 256, (2, 3, h, w)).float(),
+                                        data_samples=samples), training=True)
+    with pytest.raises(ValueError, match=r'model\.backbone\.img_size') as info:
+        model(**data, mode='loss')
+    assert f'{h}x{w}' in str(info.value)
+    assert f'set model.backbone.img_size=({h}, {w})' in str(info.value)  # both sides, not 64
+
+
 def test_model_patch_size_must_match_the_injection_stride():
     model = MODELS.build(_tiny('A2MIMResNet').model)  # mask_layer 3: stride 16
     data = _batch(model, 64, dict(input_size=64, mask_patch_size=32, model_patch_size=8))

@@ -54,8 +54,9 @@ UNPUBLISHED = {
     'convnext-tiny_a2mim-300e-pre_8xb256-accu2-amp-coslr-400e_in1k',
 }
 PRETRAIN_CONFIGS = [p for d in PRETRAIN_DIRS for p in _files(d)]
-FINETUNE_CONFIGS = _files(FINETUNE_DIR)
-LEAF_CONFIGS = PRETRAIN_CONFIGS + FINETUNE_CONFIGS
+FINETUNE_CONFIGS = [p for p in _files(FINETUNE_DIR) if '-linear-' not in p.stem]
+LINEAR_CONFIGS = [p for p in _files(FINETUNE_DIR) if '-linear-' in p.stem]  # test_evaluation/
+LEAF_CONFIGS = PRETRAIN_CONFIGS + FINETUNE_CONFIGS + LINEAR_CONFIGS
 PUBLISHED_PRETRAIN = [p for p in PRETRAIN_CONFIGS if p.stem not in UNPUBLISHED]
 PUBLISHED_FINETUNE = [p for p in FINETUNE_CONFIGS if p.stem not in UNPUBLISHED]
 ALL_CONFIGS = sorted(p for p in CONFIGS.rglob('*.py') if 'demo' not in p.relative_to(CONFIGS).parts)
@@ -254,8 +255,8 @@ def _stride_at_mask_layer(backbone_type: str, mask_layer: int, patch_size: int =
 def test_every_config_is_covered_by_a_published_row():
     assert {p.stem for p in PUBLISHED_PRETRAIN} == set(PRETRAIN_ROWS)
     assert {p.stem for p in PUBLISHED_FINETUNE} == set(FINETUNE_ROWS)
-    assert {p.stem for p in LEAF_CONFIGS} - set(PRETRAIN_ROWS) - set(FINETUNE_ROWS) == \
-        UNPUBLISHED
+    assert {p.stem for p in LEAF_CONFIGS} - set(PRETRAIN_ROWS) - set(FINETUNE_ROWS) - \
+        {p.stem for p in LINEAR_CONFIGS} == UNPUBLISHED
     # Every pre-training row has at least one fine-tuning config loading its checkpoint.
     assert {row.pretrain for row in FINETUNE_ROWS.values()} == set(PRETRAIN_ROWS)
 
@@ -776,15 +777,26 @@ train_dataloader = dict(
     dataset={dataset!r})
 optim_wrapper = {optim_wrapper!r}
 train_cfg = dict(max_epochs=1)
-default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1))
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1),
+                     knn_eval={TINY_KNN!r})
 """)
     return out
+
+
+# The configs' KNNEvalHook on the tiny folder: one crop per photo as bank and as queries.
+TINY_KNN = dict(bank=dict(_delete_=True, type='CustomDataset', data_prefix='train'),
+                query=dict(_delete_=True, type='CustomDataset', data_prefix='train'),
+                bank_per_class=1, query_per_class=1, crop_size=TINY_SIZE, batch_size=7,
+                num_workers=0)
 
 
 def _assert_trained(work_dir: Path, iters: int = 2) -> None:
     assert (work_dir / 'epoch_1.pth').is_file()
     losses = [r['loss'] for r in read_scalars(work_dir) if 'loss' in r]
     assert len(losses) == iters and all(math.isfinite(v) for v in losses), losses
+    # The pre-training runtime's k-NN hook evaluated after the last epoch.
+    knn = [r for r in read_scalars(work_dir) if 'knn/top1' in r]
+    assert [r['step'] for r in knn] == [iters] and 0 <= knn[0]['knn/top1'] <= 100, knn
 
 
 # Each stock-entry-point run costs 7-15 s on 2 CPU cores, so by default a subset covering every

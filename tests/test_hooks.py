@@ -29,6 +29,8 @@ from torch.utils.data import Dataset
 from a2mim_plugin.engine.hooks import AtomicCheckpointHook, RNGStateHook
 from a2mim_plugin.engine.hooks import rng_state_hook
 from a2mim_plugin.engine.hooks.rng_state_hook import RNG_KEY, _NOT_LOADED, get_rng_state
+from log_capture import captured_logs
+from log_capture import messages as messages_of
 
 
 class _RandomDataset(Dataset):
@@ -94,16 +96,10 @@ def _train(work_dir: Path, *, rng_hook: bool = True, **kwargs) -> Dict[int, torc
 
 @contextlib.contextmanager
 def _warnings():
-    """The WARNING messages of MMEngine's current logger while the block runs."""
-    messages: List[str] = []
-    handler = logging.Handler(level=logging.WARNING)
-    handler.emit = lambda record: messages.append(record.getMessage())
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    try:
-        yield messages
-    finally:
-        logger.removeHandler(handler)
+    """The WARNING messages of every MMEngine logger while the block runs (a runner built in
+    the block logs to a new instance named after its start second)."""
+    with captured_logs(logging.WARNING) as records:
+        yield records
 
 
 @pytest.fixture(scope='module')
@@ -138,9 +134,10 @@ def test_resume_from_a_checkpoint_without_rng_states(reference, tmp_path):
     old = tmp_path / 'old_iter_2.pth'
     torch.save(ckpt, old)
 
-    with _warnings() as messages:
+    with _warnings() as records:
         with_hook = _train(tmp_path / 'with_hook', resume=True, load_from=str(old))
-    assert any('holds no RNG states' in m for m in messages), messages
+    warnings = messages_of(records)
+    assert any('holds no RNG states' in m for m in warnings), warnings
     without_hook = _train(tmp_path / 'without_hook', resume=True, load_from=str(old),
                           rng_hook=False)
     assert sorted(with_hook) == sorted(without_hook) == [3, 4]
@@ -187,9 +184,9 @@ def test_rank_1_gets_its_own_state_or_none(monkeypatch, saved_world_size, expect
     states = [f'rank{r}' for r in range(saved_world_size)]
     hook.after_load_checkpoint(None, {RNG_KEY: dict(world_size=saved_world_size,
                                                     states=states)})
-    with _warnings() as messages:
+    with _warnings() as records:
         assert hook._own_state(None) == expected
-    assert messages == []
+    assert messages_of(records) == []
     assert hook._loaded is _NOT_LOADED
 
 
@@ -316,6 +313,40 @@ def test_local_storage_is_atomic(tmp_path):
 
     hook.before_train(FakeRunner())
     assert hook._atomic()
+
+
+class _FileWatcher(Hook):
+    """Records which of ``paths`` exist when the first iteration starts."""
+
+    def __init__(self, paths: List[Path]) -> None:
+        self.paths, self.present = paths, None
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        if self.present is None:
+            self.present = [p.name for p in self.paths if p.exists()]
+
+
+def test_partial_files_of_a_killed_write_are_removed_at_start(tmp_path):
+    """A job killed while writing leaves hidden ``.<name>.partial`` files (names this run
+    never writes itself: steps 6 and 8); the next run removes them before its first
+    iteration, with a warning naming each, and leaves every other file alone."""
+    run_dir = tmp_path / 'run'
+    run_dir.mkdir()
+    stale = [run_dir / '.iter_6.pth.partial', run_dir / '.iter_8.pth.partial']
+    others = [run_dir / 'notes.partial', run_dir / '.iter_6.pth', run_dir / 'iter_1.pth']
+    for path in stale + others:
+        path.write_bytes(b'truncated')
+    watcher = _FileWatcher(stale + others)
+    with _warnings() as records:
+        _runner(run_dir, max_iters=2, hooks=[watcher]).train()
+    assert watcher.present == [p.name for p in others]
+    assert not any(p.exists() for p in stale)
+    assert sorted(p.name for p in run_dir.glob('*.partial')) == ['notes.partial']
+    assert (run_dir / 'iter_2.pth').is_file()  # this run's own checkpoint, renamed in place
+    assert all(p.read_bytes() == b'truncated' for p in others)
+    removed = [m for m in messages_of(records) if 'did not finish' in m]
+    assert sorted(removed) == sorted(f'Removing {p}, left by a checkpoint write that did not '
+                                     'finish.' for p in stale)
 
 
 @pytest.mark.parametrize('max_keep', [1, 2])

@@ -9,7 +9,7 @@ run's log file. The two-process launch is in ``tests/test_distributed/test_launc
 import copy
 import logging
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 import torch
@@ -141,6 +141,55 @@ def test_stock_ema_hook_interval_misses_the_last_step(tmp_path):
     assert (len(recorder.steps), averages) == (5, 4)
 
 
+def _ema_run(work_dir: Path, resume_from: Optional[Path] = None) -> Tuple[Runner,
+                                                                            OptimStepEMAHook]:
+    """8 iterations (one epoch: mmengine's iteration loop sleeps 2 s between epochs), 2
+    accumulation steps, a checkpoint every 4 iterations, and an EMA with a momentum warm-up
+    over 6 iterations, so a resume at 4 falls inside the warm-up."""
+    ema_hook = OptimStepEMAHook(momentum=0.2, warmup_epochs=0.75, warmup_ratio=0.5)
+    runner = Runner(
+        model=ToyRegression(), work_dir=str(work_dir),
+        train_dataloader=dict(dataset=ToyData(16), batch_size=2, num_workers=0,
+                              sampler=dict(type='DefaultSampler', shuffle=False),
+                              collate_fn=dict(type='default_collate')),
+        optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1),
+                           accumulative_counts=2),
+        param_scheduler=[dict(type='LinearLR', start_factor=0.5, by_epoch=False, begin=0,
+                              end=2)],
+        train_cfg=dict(by_epoch=False, max_iters=8),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=4, by_epoch=False)),
+        custom_hooks=[ema_hook], default_scope='mmpretrain', randomness=dict(seed=0),
+        experiment_name=f'ema_{work_dir.name}', log_level='WARNING',
+        resume=resume_from is not None, load_from=None if resume_from is None else
+        str(resume_from))
+    runner.train()
+    return runner, ema_hook
+
+
+def test_resumed_ema_equals_the_uninterrupted_one(tmp_path):
+    """A run resumed at iteration 4 keeps the EMA stored in the checkpoint (it does not copy
+    the model's weights into it again): its EMA weights, buffers and update count equal the
+    uninterrupted run's, bit for bit."""
+    reference, reference_ema = _ema_run(tmp_path / 'reference')
+    assert reference_ema.warmup_iters == 6
+    ckpt = torch.load(tmp_path / 'reference' / 'iter_4.pth', map_location='cpu')
+    # EMAHook stores the EMA as the checkpoint's state_dict and the model in ema_state_dict.
+    assert not torch.equal(ckpt['state_dict']['linear.weight'],
+                           ckpt['ema_state_dict']['module.linear.weight'])
+
+    resumed, resumed_ema = _ema_run(tmp_path / 'resumed', tmp_path / 'reference' / 'iter_4.pth')
+    assert resumed.iter == reference.iter == 8
+    assert int(resumed_ema.ema_model.steps) == int(reference_ema.ema_model.steps) == 5
+    for (name, value), (_, expected) in zip(resumed_ema.ema_model.state_dict().items(),
+                                            reference_ema.ema_model.state_dict().items()):
+        assert torch.equal(value, expected), name
+    for (name, value), (_, expected) in zip(resumed.model.state_dict().items(),
+                                            reference.model.state_dict().items()):
+        assert torch.equal(value, expected), name
+    assert not torch.equal(resumed_ema.ema_model.module.linear.weight,
+                           resumed.model.linear.weight)
+
+
 @pytest.mark.parametrize('kwargs, key', [
     (dict(momentum=0.), 'momentum'), (dict(momentum=1.), 'momentum'),
     (dict(warmup_epochs=-1), 'warmup_epochs'), (dict(warmup_ratio=0.), 'warmup_ratio')])
@@ -232,6 +281,45 @@ def test_runner_with_auto_scale_lr_reports_the_scaled_lr(tmp_path):
     assert 'INFO - Launch layout: 1 process(es) x 2 images x 1 accumulation step(s) = 2 ' \
         'images per optimizer step (recipe: 4); --auto-scale-lr set the learning rate to 0.05' \
         in log
+
+
+@pytest.mark.parametrize('total, line', [
+    (4, 'INFO - Launch layout: 1 process(es) x 2 images x 2 accumulation step(s) = 4 images '
+        'per optimizer step, the total batch this recipe was written for; learning rate 0.1.'),
+    (8, 'WARNING - Launch layout differs from the recipe: this config was written for a total '
+        'batch of 8 images per optimizer step (default_hooks.total_batch_check.total_batch), '
+        'this run has 1 process(es) x 2 images x 2 accumulation step(s) = 4, and '
+        '--auto-scale-lr is off, so the run uses the recipe\'s learning rate 0.1 with 0.5 x its '
+        'batch. Fix: either launch 2 process(es) (GPUs) to train the recipe as written, or add '
+        '--auto-scale-lr (after setting auto_scale_lr.base_batch_size in the config) to scale '
+        'the learning rate for this batch.')])
+def test_runner_counts_the_accumulation_steps(tmp_path, total, line):
+    """With optim_wrapper.accumulative_counts=2 the run's total batch is 1 x 2 x 2 = 4: the
+    same total as the recipe's is INFO, another one names both totals."""
+    runner = _train(tmp_path, [TotalBatchCheckHook(total_batch=total)], accum=2, epochs=1)
+    log = _log_text(runner)
+    assert line in log
+    assert log.count('Launch layout') == 1
+
+
+class _AsIfProcesses(Hook):
+    """Makes the runner report ``n`` processes before the other hooks' ``before_train`` (the
+    real two-process launch is in tests/test_distributed/test_launch_layout.py)."""
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def before_train(self, runner) -> None:
+        runner._world_size = self.n
+
+
+def test_runner_counts_the_processes(tmp_path):
+    runner = _train(tmp_path, [_AsIfProcesses(2), TotalBatchCheckHook(total_batch=8)], accum=2,
+                    epochs=1)
+    assert 'INFO - Launch layout: 2 process(es) x 2 images x 2 accumulation step(s) = 8 images ' \
+        'per optimizer step, the total batch this recipe was written for' in _log_text(runner)
 
 
 @pytest.mark.parametrize('total', [0, -2048, 2048.0, '2048', True])

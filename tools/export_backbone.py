@@ -4,6 +4,7 @@ Example::
 
     python tools/export_backbone.py work_dirs/a2mim_r50/epoch_300.pth r50_a2mim_backbone.pth
     python tools/export_backbone.py epoch_800.pth vit_b_backbone.pth --target mmseg
+    python tools/export_backbone.py work_dirs/a2mim_r50/epoch_300.pth r50_timm.pth --target timm
 """
 import argparse
 import os
@@ -39,6 +40,20 @@ targets:
   mmseg       ResNet: check against MMSegmentation's ResNet (not ResNetV1c, whose deep stem
               has other weights); ViT/ConvNeXt as for mmdet
 
+  timm        the weights in timm's names, without the 'backbone.' prefix, for
+              timm.create_model(NAME, pretrained=False, **KWARGS) (meta['target_model']):
+              ResNet (style 'pytorch'), ConvNeXt (V1/V2, out_indices=(3, )),
+              VisionTransformer (A2MIMPlainViT), BEiTViT (A2MIMViT) -> Beit,
+              SwinTransformer (out_indices=(3, )); other families and options without an
+              exact counterpart are refused (docs/timm.md)
+  torchvision ResNet only: torchvision.models.resnet<depth>(weights=None) with
+              model.fc = torch.nn.Identity()
+  For timm and torchvision the tool builds the model from that library, loads the weights
+  with strict=True and compares its features with the MMPretrain backbone's on a fixed batch
+  (float64, relative tolerance 1e-6; with the weights and with random weights of the same
+  shapes); the differences are stored in meta['feature_check']. Nothing is written on a
+  mismatch.
+
 exit codes: 0 written, 1 the weights do not match / cannot be read, 2 bad arguments"""
 
 
@@ -48,7 +63,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('src', metavar='IN.pth', help='pre-training checkpoint (runner format)')
     parser.add_argument('dst', metavar='OUT.pth', help='backbone-only checkpoint to write')
-    parser.add_argument('--target', choices=('mmpretrain', 'mmdet', 'mmseg'),
+    parser.add_argument('--target',
+                        choices=('mmpretrain', 'mmdet', 'mmseg', 'timm', 'torchvision'),
                         default='mmpretrain',
                         help='downstream library whose plain backbone the weights are checked '
                         'against (default: mmpretrain)')
@@ -58,7 +74,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--cfg', metavar='CONFIG.py',
                         help='pre-training config, for checkpoints without meta["cfg"] '
                         '(takes precedence over the stored one)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.keep_mask_token and args.target in ('timm', 'torchvision'):
+        parser.error(f'--keep-mask-token needs an OpenMMLab target (the mask token is a '
+                     f'parameter of the MMPretrain backbone), not --target {args.target}')
+    return args
 
 
 def _backbone_cfg(args, ckpt) -> tuple:
@@ -103,27 +123,57 @@ def export(args) -> dict:
                     'tools/convert_official.py).')
     plain_state, mask_state = W.split_mask_keys(state)
 
-    plain_cfg = W.plain_backbone_cfg(backbone_cfg, args.target)
-    model = W.build_plain_backbone(plain_cfg, args.target)
+    foreign = args.target in W.FOREIGN_TARGETS
+    library = 'mmpretrain' if foreign else args.target
+    plain_cfg = W.plain_backbone_cfg(backbone_cfg, library)
+    model = W.build_plain_backbone(plain_cfg, library)
     W.verify_or_raise(model, plain_state, ignore=W.MASK_KEYS,
                       what=f'the plain backbone {W.describe(model)} built from {plain_cfg}')
+    if foreign:
+        return _export_foreign(args, ckpt, model, plain_cfg, plain_state, mask_state,
+                               backbone_cfg, mask_spec, cfg_origin)
     out_state = plain_state
     if args.keep_mask_token:
         a2mim = W.build_pretrain_backbone(backbone_cfg, mask_spec, mask_state)
         W.verify_or_raise(a2mim, state, what=f'the pre-training backbone {W.describe(a2mim)}')
         out_state = state
-    src_meta = ckpt.get('meta') or {}
     meta = W.provenance('a2mim_plugin tools/export_backbone.py', args.src, dict(
-        source_form='mmengine runner checkpoint',
-        source_epoch=src_meta.get('epoch'), source_iter=src_meta.get('iter'),
-        source_time=src_meta.get('time'), source_experiment=src_meta.get('experiment_name'),
-        source_mmengine_version=src_meta.get('mmengine_version'),
-        config_from=cfg_origin, pretrain_backbone_cfg=backbone_cfg, mask_token_cfg=mask_spec,
-        target=args.target,
+        _source_meta(ckpt, cfg_origin, backbone_cfg, mask_spec), target=args.target,
         backbone_cfg=plain_cfg, checked_against=W.describe(model),
         mask_params='kept' if args.keep_mask_token else 'dropped',
         dropped_mask_params=[] if args.keep_mask_token else sorted(mask_state)))
     W.save_atomic(dict(state_dict=W.with_prefix(out_state), meta=meta), args.dst)
+    return meta
+
+
+def _source_meta(ckpt: dict, cfg_origin: str, backbone_cfg: dict, mask_spec) -> dict:
+    src_meta = ckpt.get('meta') or {}
+    return dict(source_form='mmengine runner checkpoint', source_epoch=src_meta.get('epoch'),
+                source_iter=src_meta.get('iter'), source_time=src_meta.get('time'),
+                source_experiment=src_meta.get('experiment_name'),
+                source_mmengine_version=src_meta.get('mmengine_version'),
+                config_from=cfg_origin, pretrain_backbone_cfg=backbone_cfg,
+                mask_token_cfg=mask_spec)
+
+
+def _export_foreign(args, ckpt, model, plain_cfg, plain_state, mask_state, backbone_cfg,
+                    mask_spec, cfg_origin) -> dict:
+    """--target timm / torchvision: map, build the library's model, load strictly, compare
+    features; write only when they agree."""
+    from a2mim_plugin.utils import weights as W
+
+    target = W.convert_for_target(model, plain_state, args.target)
+    check = W.check_target(target, model, plain_state)
+    built = target.build()
+    meta = W.provenance('a2mim_plugin tools/export_backbone.py', args.src, dict(
+        _source_meta(ckpt, cfg_origin, backbone_cfg, mask_spec),
+        target=args.target, mmpretrain_backbone_cfg=plain_cfg,
+        target_model=dict(library=target.library, name=target.name, kwargs=target.kwargs),
+        checked_against=W.describe(built), feature_check=check, key_prefix='',
+        load_with=target.snippet(), note=target.note, mask_params='dropped',
+        dropped_mask_params=sorted(mask_state), downstream=target.snippet()))
+    state = {k: v.detach().clone().contiguous() for k, v in target.state.items()}
+    W.save_atomic(dict(state_dict=state, meta=meta), args.dst)
     return meta
 
 

@@ -78,13 +78,14 @@ if "$PY" -m pip show -q transformers 2>/dev/null; then
   "$PY" -m pip uninstall -y -q transformers
 fi
 
-log "a2mim-plugin (editable) with test extras"
+log "a2mim-plugin (editable) with test extras (pytest, timm)"
 pip_install --no-build-isolation -e "$ROOT[test]"
 
 "$PY" - <<'PY'
-import mmcv, mmcv.ops, mmdet, mmengine, mmpretrain, mmseg, torch, a2mim_plugin  # noqa: F401
+import mmcv, mmcv.ops, mmdet, mmengine, mmpretrain, mmseg, timm, torch, a2mim_plugin  # noqa: F401
 print(f'torch {torch.__version__}, mmcv {mmcv.__version__}, mmengine {mmengine.__version__}, '
-      f'mmpretrain {mmpretrain.__version__}, mmdet {mmdet.__version__}, mmseg {mmseg.__version__}')
+      f'mmpretrain {mmpretrain.__version__}, mmdet {mmdet.__version__}, mmseg {mmseg.__version__}, '
+      f'timm {timm.__version__}')
 PY
 rm -f "$VENV"/.a2mim-setup-*
 touch "$stamp"

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Print what a training run left behind: loss trend, checkpoints and reconstruction pictures.
+"""Print what a training run left behind: loss trend, k-NN accuracy, checkpoints and
+reconstruction pictures.
 
     python tools/summarize_run.py work_dirs/a2mim_demo
 """
@@ -33,6 +34,9 @@ def main() -> int:
           f'last {losses[-1][1]:.4f} (step {losses[-1][0]})')
     print(f'loss trend:   mean of first {k} logs {head:.4f} -> last {k} logs {tail:.4f} '
           f'({100 * (tail - head) / head:+.1f}%)')
+    knn = [(r['step'], r['knn/top1']) for r in records if 'knn/top1' in r]
+    if knn:  # KNNEvalHook (docs/evaluation.md)
+        print('k-NN top-1:   ' + ', '.join(f'{v:.1f}% (step {s})' for s, v in knn))
     for ckpt in sorted(args.work_dir.glob('*.pth'), key=_by_step):
         print(f'checkpoint:   {ckpt}')
     for picture in sorted(log.parent.glob('vis_image/*.png'), key=_by_step):

@@ -12,20 +12,44 @@
 # torch.compile: `--cfg-options compile=True` (or compile.backend=... / compile.mode=...) makes
 # mmengine compile model.train_step; the A2MIM loss path (fill, mask upsampling, token hook,
 # decoder, head, Fourier loss) traces without graph breaks (tests/test_compile.py).
-# PlainParamGroupsHook makes the optimizer's param groups plain dicts (mmengine builds
-# ConfigDicts from paramwise_cfg, which dynamo cannot trace in the optimizer step); the values
-# are unchanged. See bench/README.md, "torch.compile".
+# CompileReadyHook (before mmengine compiles) makes NumPy drop-path rates of stock ViTs Python
+# floats (no graph break per block) and the optimizer's param groups plain dicts (mmengine
+# builds ConfigDicts from paramwise_cfg, which dynamo cannot trace in the optimizer step); no
+# value changes. See bench/README.md, "torch.compile".
 _base_ = 'mmpretrain::_base_/default_runtime.py'
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=100),
     checkpoint=dict(type='AtomicCheckpointHook', interval=10, max_keep_ckpts=3),
-    total_batch_check=dict(type='TotalBatchCheckHook', total_batch=2048))
+    total_batch_check=dict(type='TotalBatchCheckHook', total_batch=2048),
+    compile_ready=dict(type='CompileReadyHook'),
+    # Off until bench/gpu_check.sh says otherwise: sdpa_attention (BEiT / Swin attention),
+    # channels_last (CNNs); fused AdamW is optim_wrapper.optimizer.fused=True.
+    fast_paths=dict(type='FastPathsHook'),
+    # k-NN top-1/top-5 of the plain backbone (docs/evaluation.md): bank = 100 seeded images per
+    # class of ImageNet train, queries = ImageNet val (50k), every 10 epochs and after the last;
+    # both splits are checked when the run starts.
+    # Off: --cfg-options default_hooks.knn_eval.enabled=False
+    knn_eval=dict(
+        type='KNNEvalHook',
+        bank=dict(type='ImageNet', split='train'),  # data_root: the train dataloader's
+        query=dict(type='ImageNet', split='val'),
+        bank_per_class=100,
+        interval=10,
+        ks=(20, 200),
+        crop_size=224,
+        batch_size=128,
+        num_workers=8))
 custom_hooks = [
     dict(type='RNGStateHook'),
     dict(type='NonFiniteLossHook'),
     dict(type='MaskPipelineCheckHook'),
-    dict(type='PlainParamGroupsHook'),
+    # Long runs (docs/long_runs.md): the same command continues from work_dir/last_checkpoint;
+    # SIGTERM/SIGUSR1 save at the end of the optimizer step and exit 75 (tools/slurm_pretrain.sh
+    # requeues), and a checkpoint every 30 minutes bounds what a hard kill loses. Keep the
+    # PreemptionHook last.
+    dict(type='AutoResumeHook'),
+    dict(type='PreemptionHook', signals=['SIGTERM', 'SIGUSR1'], interval_minutes=30),
 ]
 
 randomness = dict(seed=0, diff_rank_seed=True)

@@ -12,3 +12,6 @@ _base_ = [
 custom_imports = dict(imports=['a2mim_plugin'], allow_failed_imports=False)
 
 model = dict(backbone=dict(arch='base'), neck=dict(in_channels=1024))
+
+# k-NN evaluation at the pre-training resolution (Resize 219 + CenterCrop 192).
+default_hooks = dict(knn_eval=dict(crop_size=192))

@@ -18,3 +18,6 @@ model = dict(
     mask_token=dict(replace=True),
     neck=dict(in_channels=1024),
     head=dict(_delete_=True, type='A2MIMHead', loss=dict(type='ElementwiseL1Loss')))
+
+# k-NN evaluation at the pre-training resolution (Resize 219 + CenterCrop 192).
+default_hooks = dict(knn_eval=dict(crop_size=192))

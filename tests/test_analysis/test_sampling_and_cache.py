@@ -44,6 +44,32 @@ def test_contexts_without_replacement(n, order, wanted):
         contexts, sample_contexts(n, pair, order, wanted, image_rng(3, 'cd' * 20, 1, order)))
 
 
+def test_pairs_never_repeat_for_any_seed():
+    """30 of the 42 neighbouring pairs of a 4 x 4 grid (3 x 3 window), where draws with
+    replacement, or border clamps taken as pairs, repeat for nearly every seed."""
+    for seed in range(200):
+        pairs = sample_pairs(4, 30, np.random.default_rng(seed), neighbourhood=3)
+        assert pairs.shape == (30, 2) and (pairs[:, 0] < pairs[:, 1]).all(), seed
+        assert len({tuple(p) for p in pairs}) == 30, f'a pair twice, seed {seed}'
+
+
+@pytest.mark.parametrize('n,order,wanted', [
+    (10, 3, 13),  # 13 of C(8, 3) = 56 by rejection: a repeat in ~3 of 4 draws with replacement
+    (8, 2, 10),  # 10 of C(6, 2) = 15, picked among all of them
+    (9, 1, 5),  # 5 of 7 single patches, picked among all of them
+    (40, 1, 9)])  # 9 of 38 single patches by rejection
+def test_contexts_never_repeat_for_any_seed(n, order, wanted):
+    """Small grids, where a draw with replacement repeats a context for most seeds: over 300
+    seeds, no (pair, order) ever gets the same context twice."""
+    pair = (0, n - 1)
+    expected = min(wanted, math.comb(n - 2, order))
+    for seed in range(300):
+        contexts = sample_contexts(n, pair, order, wanted, np.random.default_rng(seed))
+        assert contexts.shape == (expected, order)
+        assert len({tuple(c) for c in contexts}) == expected, f'a context twice, seed {seed}'
+        assert not np.isin(contexts, pair).any()
+
+
 @pytest.mark.parametrize('order,wanted', [(3, 10), (2, 20)])  # rejection / enumeration branch
 def test_contexts_are_uniform(order, wanted):
     n, pair, draws = 12, (0, 1), 1500

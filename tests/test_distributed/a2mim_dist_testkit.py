@@ -8,6 +8,13 @@
 * ``PauseAfterIterHook``: with ``A2MIM_TEST_PAUSE_AFTER_ITER=N`` set, the process writes
   ``work_dir/paused_at_{N}`` after iteration ``N`` and sleeps until it is killed (at most
   ``A2MIM_TEST_PAUSE_SECONDS``).
+* ``WaitForSignalHook``: with ``A2MIM_TEST_SIGNAL_AT_ITER=N`` set, each rank listed in
+  ``A2MIM_TEST_SIGNAL_RANKS`` (default: all) writes ``work_dir/paused_at_{N}_rank{R}`` after
+  iteration ``N`` and waits until its ``PreemptionHook`` has received a signal, which then
+  stops the run after that same iteration. ``A2MIM_TEST_SELF_SIGNAL=SIGUSR1`` makes the
+  process send the signal to itself instead of waiting for the test to send it;
+  ``A2MIM_TEST_SIGNAL_DURING_SAVE=SIGUSR1,SIGTERM`` sends these signals to itself in the
+  middle of the checkpoint saves that follow the first signal (``before_save_checkpoint``).
 * ``A2MIM_TEST_KILL_WRITING=<substring>``: the process SIGKILLs itself half-way through
   writing the first file whose path contains the substring (mmengine's ``LocalBackend.put``).
 """
@@ -90,3 +97,42 @@ if _kill_writing:
         return _original_put(self, obj, filepath)
 
     LocalBackend.put = _put_then_die
+
+
+@HOOKS.register_module()
+class WaitForSignalHook(Hook):
+    """See the module docstring. Priority 95: after the checkpoint hook of the iteration, before
+    the ``PreemptionHook`` (lowest), which then sees the signal at iteration ``N``."""
+
+    priority = 95
+
+    @staticmethod
+    def _preemption_hook(runner):
+        from a2mim_plugin.engine.hooks import PreemptionHook
+        return next(h for h in runner.hooks if isinstance(h, PreemptionHook))
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        at = int(os.environ.get('A2MIM_TEST_SIGNAL_AT_ITER', '0'))
+        rank, world_size = get_dist_info()
+        ranks = os.environ.get('A2MIM_TEST_SIGNAL_RANKS')
+        waiting = range(world_size) if not ranks else [int(r) for r in ranks.split(',')]
+        if not at or runner.iter + 1 != at or rank not in waiting:
+            return
+        hook = self._preemption_hook(runner)
+        own = os.environ.get('A2MIM_TEST_SELF_SIGNAL')
+        if own:
+            os.kill(os.getpid(), getattr(signal, own))
+        else:
+            open(osp.join(runner.work_dir, f'paused_at_{at}_rank{rank}'), 'w').close()
+        deadline = time.monotonic() + float(os.environ.get('A2MIM_TEST_PAUSE_SECONDS', '600'))
+        while not hook.received:  # the handler runs in this (main) thread between sleeps
+            if time.monotonic() > deadline:
+                raise RuntimeError(f'WaitForSignalHook: no signal after iteration {at}')
+            time.sleep(0.02)
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        name = os.environ.get('A2MIM_TEST_SIGNAL_DURING_SAVE')
+        if name and self._preemption_hook(runner).received:  # the save after the first signal
+            for one in name.split(','):
+                os.kill(os.getpid(), getattr(signal, one))
+            checkpoint.setdefault('meta', {})['signalled_during_save'] = name

@@ -2,7 +2,7 @@
 import os
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 import torch
 
@@ -30,7 +30,7 @@ train_dataloader = dict(
     collate_fn=dict(type='default_collate'),
     dataset=dict(type='CustomDataset', data_root=DATA_ROOT, data_prefix='train',
                  with_label=False, pipeline=PIPELINE))
-optim_wrapper = dict(type='OptimWrapper',
+optim_wrapper = dict(type='OptimWrapper', accumulative_counts=ACCUMULATE,
                      optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05))
 param_scheduler = [dict(type='CosineAnnealingLR', T_max=MAX_ITERS, eta_min=1e-5,
                         by_epoch=False, begin=0, end=MAX_ITERS)]
@@ -39,7 +39,7 @@ default_hooks = dict(logger=dict(type='LoggerHook', interval=1),
                      checkpoint=dict(type='CHECKPOINT_HOOK', interval=CKPT_INTERVAL, by_epoch=BY_EPOCH,
                                      max_keep_ckpts=MAX_KEEP))
 custom_hooks = [dict(type='RNGStateHook'), dict(type='LossRecorderHook'),
-                dict(type='PauseAfterIterHook')]
+                dict(type='PauseAfterIterHook')] + EXTRA_HOOKS
 log_processor = dict(by_epoch=False)
 randomness = dict(seed=0)
 # CPU-only multi-process: gloo instead of nccl, and DDP without device_ids (mmengine's
@@ -69,18 +69,21 @@ DETERMINISTIC_PIPELINE = [
 def write_vit_config(path: Path, data_root: Path, *, batch: int = 2, max_iters: int = 4,
                      shuffle: bool = True, deterministic: bool = False, drop_path: float = 0.,
                      fft_weight: float = 0., checkpoint_hook: str = 'AtomicCheckpointHook',
-                     max_keep: int = -1, max_epochs: int = 0) -> Path:
+                     max_keep: int = -1, max_epochs: int = 0, accumulate: int = 1,
+                     extra_hooks: Sequence[dict] = ()) -> Path:
     """Write the tiny ViT config with these settings to ``path``.
 
     ``max_epochs > 0`` switches to an EpochBasedTrainLoop with a checkpoint every epoch
     (``max_iters`` then only sets the length of the cosine schedule); otherwise the loop is
-    iteration-based with a checkpoint every 2 iterations.
+    iteration-based with a checkpoint every 2 iterations. ``accumulate`` sets
+    ``optim_wrapper.accumulative_counts``; ``extra_hooks`` go after the other custom hooks.
     """
     pipeline = DETERMINISTIC_PIPELINE if deterministic else RANDOM_PIPELINE
     text = TINY_VIT_CFG.replace('CHECKPOINT_HOOK', checkpoint_hook)
     header = (f'DATA_ROOT = {str(data_root)!r}\nBATCH = {batch}\nMAX_ITERS = {max_iters}\n'
               f'SHUFFLE = {shuffle}\nDROP_PATH = {drop_path}\nFFT_WEIGHT = {fft_weight}\n'
-              f'MAX_KEEP = {max_keep}\nPIPELINE = {pipeline!r}\n')
+              f'MAX_KEEP = {max_keep}\nPIPELINE = {pipeline!r}\nACCUMULATE = {accumulate}\n'
+              f'EXTRA_HOOKS = {list(extra_hooks)!r}\n')
     if max_epochs:
         header += (f"TRAIN_CFG = dict(type='EpochBasedTrainLoop', max_epochs={max_epochs})\n"
                    'CKPT_INTERVAL = 1\nBY_EPOCH = True\n')
@@ -120,3 +123,25 @@ def read_losses(work_dir: Path) -> Dict[int, List[dict]]:
 
 def tail(text: str, n: int = 4000) -> str:
     return text[-n:] if text else ''
+
+
+def wait_for_files(paths, proc, log_path: Path, timeout: float) -> None:
+    """Poll until every path in ``paths`` exists (the event a training run signals with a
+    marker file); fail with the run's state and log if ``proc`` ends first or ``timeout``
+    seconds pass (a failure guard, not a synchronisation)."""
+    import time
+    import pytest
+    start = time.monotonic()
+    paths = [Path(p) for p in paths]
+    while not all(p.exists() for p in paths):
+        waited = time.monotonic() - start
+        missing = [p.name for p in paths if not p.exists()]
+        if waited > timeout or (proc is not None and proc.poll() is not None):
+            state = 'running' if proc is None or proc.poll() is None \
+                else f'exited with {proc.returncode}'
+            work_dir = paths[0].parent
+            files = sorted(p.name for p in work_dir.iterdir()) if work_dir.is_dir() else []
+            log = tail(Path(log_path).read_text()) if Path(log_path).exists() else ''
+            pytest.fail(f'still missing {missing} after {waited:.0f} s: process {state}; '
+                        f'files in {work_dir.name}: {files}\n--- log tail ---\n{log}')
+        time.sleep(0.2)

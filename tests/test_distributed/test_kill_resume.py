@@ -15,7 +15,7 @@ import torch
 
 from a2mim_plugin.engine.hooks.rng_state_hook import (RNGStateHook, _RestoreAfterSkip,
                                                       get_rng_state, set_rng_state)
-from dist_utils import load_state, tail, train_env, write_vit_config
+from dist_utils import load_state, tail, train_env, wait_for_files, write_vit_config
 from helpers import MMPRETRAIN_TRAIN, REPO_ROOT, run_stock_train
 
 
@@ -88,17 +88,8 @@ def _kill_after(config, work_dir, env, kill_after: int, checkpoint: str, next_on
     ckpt = work_dir / checkpoint
     start = time.monotonic()
     try:
-        marker = work_dir / f'paused_at_{kill_after}'
-        while not marker.exists():
-            waited = time.monotonic() - start
-            if proc.poll() is not None:
-                pytest.fail('training ended before the kill point: '
-                            + _what_is_there(work_dir, proc, log_path, waited))
-            if waited > KILL_POINT_TIMEOUT:
-                pytest.fail(f'no paused_at_{kill_after} within {KILL_POINT_TIMEOUT:.0f} s '
-                            '(A2MIM_TEST_KILL_POINT_TIMEOUT): '
-                            + _what_is_there(work_dir, proc, log_path, waited))
-            time.sleep(0.2)
+        wait_for_files([work_dir / f'paused_at_{kill_after}'], proc, log_path,
+                       KILL_POINT_TIMEOUT)  # A2MIM_TEST_KILL_POINT_TIMEOUT
         assert pointer.exists() and pointer.read_text().strip() == str(ckpt), \
             _what_is_there(work_dir, proc, log_path, time.monotonic() - start)
         proc.send_signal(signal.SIGKILL)

@@ -3,10 +3,12 @@
 Shared by the model tests in this folder (imported by module name: pytest's default ``prepend``
 import mode puts this folder on ``sys.path``).
 """
+import copy
 from typing import Dict, Optional
 
 import torch
 from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
 
 IMG = 64  # px; every tiny backbone below runs at 64 x 64
 VIT_ARCH = dict(embed_dims=64, num_layers=4, num_heads=2, feedforward_channels=128)
@@ -154,3 +156,108 @@ def reference_head_loss(pred: torch.Tensor,
             l_f = (ell_f.detach() * ell_f).mean() if fft_reweight else ell_f.mean()
         total = total + fft_weight * l_f
     return total
+
+
+# ------------------------------------------------------------------------------------------
+# The zoo check: A2MIM on a stock backbone (MMPretrain's own in test_zoo.py, timm's in
+# test_zoo_timm.py). ``case`` has ``backbone``, ``at``, ``on``, ``stride``, ``decoder`` and
+# ``size`` (zoo_cases.ZooCase).
+# ------------------------------------------------------------------------------------------
+MASK_KEYS = {'mask_token', 'mask_gamma'}
+
+
+def build_seeded(cfg: dict) -> torch.nn.Module:
+    """``MODELS.build`` of a copy of ``cfg`` after ``torch.manual_seed(0)``."""
+    torch.manual_seed(0)
+    return MODELS.build(copy.deepcopy(cfg))
+
+
+def zoo_a2mim_cfg(case, input_size: Optional[int]) -> dict:
+    """The A2MIM config a user writes for ``case`` (``input_size=None``: the dry run uses the
+    size the backbone declares)."""
+    in_channels, encoder_stride = case.decoder
+    return dict(
+        type='A2MIM', backbone=case.backbone,
+        mask_token=dict(at=case.at, on=case.on, mask_init=1e-6, input_size=input_size),
+        neck=dict(type='A2MIMLinearDecoder', in_channels=in_channels,
+                  encoder_stride=encoder_stride),
+        head=dict(type='A2MIMHead', loss=dict(type='ElementwiseL1Loss'), fft_weight=0.5,
+                  fft_focal=True, fft_unmask_replace='mixed'))
+
+
+def _cell_change(plain: torch.Tensor, injected: torch.Tensor, layout, side: int
+                 ) -> torch.Tensor:
+    """(B, h, w) absolute change per mask cell between two features at the point; leading
+    class tokens must stay untouched."""
+    diff = (injected - plain).abs()
+    if layout.kind == 'NCHW':
+        return diff.sum(1)
+    if layout.kind == 'NHWC':
+        return diff.sum(-1)
+    n = layout.extra_tokens
+    assert torch.equal(injected[:, :n], plain[:, :n]), 'a class token was changed'
+    return diff[:, n:].sum(-1).reshape(diff.shape[0], side, side)
+
+
+def _load_result(stock: torch.nn.Module, weights) -> tuple:
+    """(missing, unexpected) keys of a non-strict load of ``weights`` (default: the stock
+    backbone's own state dict) into ``stock``. A strict load is the same as a stock-to-stock
+    load: no unexpected key, and missing only what the class itself drops while loading
+    (SwinTransformerV2 re-creates its relative-position buffers)."""
+    weights = dict(stock.state_dict() if weights is None else weights)
+    result = stock.load_state_dict(weights, strict=False)
+    return sorted(result.missing_keys), sorted(result.unexpected_keys)
+
+
+def check_a2mim_step_on_stock_backbone(case, input_size: Optional[int]) -> torch.nn.Module:
+    """The zoo contract on one stock backbone; returns the built A2MIM model.
+
+    The dry run finds the stride of the point; one training step gives a finite positive loss
+    and a gradient on ``mask_token`` / ``mask_gamma``; no mask and an all-zero mask are the
+    stock backbone exactly; the token changes the features at the point at masked cells only;
+    the backbone's state dict is the stock one plus the two mask keys and loads into the stock
+    backbone as the stock one does.
+    """
+    model = build_seeded(zoo_a2mim_cfg(case, input_size))
+    model.init_weights()
+    backbone, injection = model.backbone, model.mask_injection
+    assert type(backbone).__name__ == case.backbone['type']  # stock, no plugin class
+    assert injection.dry_run.stride == case.stride, 'model_patch_size of the point'
+    side = case.size // case.stride
+    x = torch.randn(2, 3, case.size, case.size, generator=torch.Generator().manual_seed(1))
+    mask = random_mask(2, side).float()
+
+    # One training step through the algorithm, the decoder and the head.
+    model.train()
+    losses = model.loss(x, [DataSample().set_mask(m) for m in mask])
+    total = sum(losses.values())
+    assert set(losses) == {'loss_spatial', 'loss_fourier'}
+    assert torch.isfinite(total) and total > 0
+    total.backward()
+    for key in MASK_KEYS:
+        grad = getattr(backbone, key).grad
+        assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0, key
+
+    # The checkpoint: stock keys plus the two mask keys, loading strictly into the stock class.
+    stock = build_seeded(case.backbone)
+    state = backbone.state_dict()
+    assert set(state) == set(stock.state_dict()) | MASK_KEYS
+    weights = {k: v for k, v in state.items() if k not in MASK_KEYS}
+    assert _load_result(stock, weights) == _load_result(build_seeded(case.backbone), None)
+
+    model.eval(), stock.eval()
+    point = backbone.get_submodule(case.at)
+    with torch.no_grad():
+        plain = stock(x)[-1]
+        assert torch.equal(backbone(x)[-1], plain)  # no mask: the plain backbone
+        assert torch.equal(injection.run(backbone, x, torch.zeros_like(mask))[-1], plain)
+        feats = []
+        handle = record_feature(point, case.on, feats)
+        backbone(x)
+        masked = injection.run(backbone, x, mask)[-1]
+        handle.remove()
+    assert not torch.equal(masked, plain)
+    change = _cell_change(feats[0], feats[1], injection.layout, side)
+    assert (change[mask == 0] == 0).all(), 'the token changed a visible cell'
+    assert (change[mask == 1] > 0).all(), 'a masked cell did not get the token'
+    return model

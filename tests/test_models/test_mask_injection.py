@@ -205,6 +205,25 @@ def test_mask_of_wrong_rank_and_point_not_run():
         injection.run(backbone.conv1, x, _mask(2, 16, 16))  # the point is never reached
 
 
+@pytest.mark.parametrize('on, at', [('input', 'layer2'), ('output', 'layer1')])
+def test_point_run_twice_in_one_masked_pass_is_refused(on, at):
+    """The build succeeded (the dry run saw the point once), but a forward that calls the
+    backbone twice in one masked pass reaches the point twice: refused at run time, and the
+    next single pass is the normal masked pass again."""
+    backbone = _build(TINY_RESNET)
+    injection = MaskTokenInjection(backbone, at=at, on=on)
+    injection.init_weights()  # a non-zero token, so masked and plain passes differ
+    backbone.eval()
+    x, mask = torch.randn(2, 3, 64, 64), _mask(2, 16, 16)
+    expected = injection.run(backbone, x, mask)[-1]
+    with pytest.raises(RuntimeError, match=r'ran 2 times'):
+        injection.run(lambda inp: (backbone(inp), backbone(inp)), x, mask)
+    with pytest.raises(RuntimeError, match=r'ran 3 times'):
+        injection.run(lambda inp: [backbone(inp) for _ in range(3)], x, mask)
+    assert torch.equal(injection.run(backbone, x, mask)[-1], expected)
+    assert not torch.equal(backbone(x)[-1], expected)  # the plain pass stays plain
+
+
 # ------------------------------------------------------------------------------------------
 # Life time of the mask: one forward pass, per model, no global state
 # ------------------------------------------------------------------------------------------

@@ -4,8 +4,8 @@ Each case is what a user writes in a config: the stock backbone (shrunk to run o
 well under a second), ``mask_token=dict(at=..., on=...)`` and the decoder's ``in_channels`` /
 ``encoder_stride``; plus the stride of the point, which is the ``model_patch_size`` of
 ``SimMIMMaskGenerator``. The stride of a point is a property of the architecture, the same for
-the tiny variants at 64 px as for the published ones at 224 px. The README's zoo table lists
-the same cases (``test_zoo.py`` checks that they agree).
+the tiny variants at 64 px as for the published ones at 224 px. The zoo table of
+``docs/backbones.md`` lists the same cases (``test_zoo.py`` checks that they agree).
 """
 from dataclasses import dataclass
 from typing import Dict, Tuple

@@ -68,7 +68,7 @@ def test_train_and_validate_from_a2mim_checkpoint(family, tmp_path, seg_dataset,
 
 
 def test_mim_train_mmseg_launch(tmp_path, seg_dataset, a2mim_checkpoints):
-    """The README's launch command: ``mim train mmseg CONFIG --cfg-options
+    """The launch command of projects/seg/README.md: ``mim train mmseg CONFIG --cfg-options
     model.backbone.init_cfg.checkpoint=PATH`` (here on the CPU: ``--gpus 0``). The configs
     import only installed packages, so the repository root is deliberately kept off
     ``PYTHONPATH``."""

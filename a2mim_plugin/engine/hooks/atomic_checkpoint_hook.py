@@ -58,6 +58,29 @@ class AtomicCheckpointHook(CheckpointHook):
     def _atomic(self) -> bool:
         return isinstance(self.file_backend, LocalBackend)
 
+    def save_atomically(self, runner, name: str, by_epoch: bool,
+                        meta: Optional[dict] = None) -> None:
+        """Write ``out_dir/name`` (rank 0) and point ``last_checkpoint`` at it, atomically.
+
+        Also used by :class:`PreemptionHook` for checkpoints off the periodic schedule; those
+        stay out of ``max_keep_ckpts``. Every rank must call it (hooks may gather states).
+        """
+        final = osp.join(self.out_dir, name)
+        partial = f'.{name}{PARTIAL_SUFFIX}'
+        self.last_ckpt = final
+        runner.message_hub.update_info('last_ckpt', final)
+
+        runner.save_checkpoint(  # only rank 0 writes (master_only)
+            self.out_dir, partial, self.file_client_args, save_optimizer=self.save_optimizer,
+            save_param_scheduler=self.save_param_scheduler, meta=meta, by_epoch=by_epoch,
+            backend_args=self.backend_args, **self.args)
+        if not is_main_process():
+            return
+        fsync_file(osp.join(self.out_dir, partial))
+        os.replace(osp.join(self.out_dir, partial), final)
+        fsync_dir(self.out_dir)
+        atomic_write_bytes(final.encode(), osp.join(runner.work_dir, 'last_checkpoint'))
+
     def _save_checkpoint_with_step(self, runner, step, meta):
         if not self._atomic():
             return super()._save_checkpoint_with_step(runner, step, meta)
@@ -70,23 +93,9 @@ class AtomicCheckpointHook(CheckpointHook):
             self.keep_ckpt_ids.append(step)
             runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
 
-        name = self.filename_tmpl.format(step)
-        final = osp.join(self.out_dir, name)
-        partial = f'.{name}{PARTIAL_SUFFIX}'
-        self.last_ckpt = final
-        runner.message_hub.update_info('last_ckpt', final)
-
-        runner.save_checkpoint(  # only rank 0 writes (master_only)
-            self.out_dir, partial, self.file_client_args, save_optimizer=self.save_optimizer,
-            save_param_scheduler=self.save_param_scheduler, meta=meta, by_epoch=self.by_epoch,
-            backend_args=self.backend_args, **self.args)
+        self.save_atomically(runner, self.filename_tmpl.format(step), self.by_epoch, meta)
         if not is_main_process():
             return
-
-        fsync_file(osp.join(self.out_dir, partial))
-        os.replace(osp.join(self.out_dir, partial), final)
-        fsync_dir(self.out_dir)
-        atomic_write_bytes(final.encode(), osp.join(runner.work_dir, 'last_checkpoint'))
 
         if expired is not None and expired != step:
             old = osp.join(self.out_dir, self.filename_tmpl.format(expired))

@@ -130,6 +130,11 @@ class RNGStateHook(Hook):
             for hook in self._checkpoint_hooks(runner))
         self._gather_if_saving(runner, saving)
 
+    def gather_now(self) -> None:
+        """Collect every rank's states for a checkpoint written off the checkpoint hooks'
+        schedule (``PreemptionHook``); a collective: all ranks call it."""
+        self._gather_if_saving(None, True)
+
     @staticmethod
     def _checkpoint_hooks(runner) -> list:
         return [hook for hook in runner.hooks if isinstance(hook, CheckpointHook)]

@@ -9,20 +9,24 @@ from mmpretrain.structures import DataSample
 
 from ..mask_injection import MaskTokenInjection, find_mask_injection
 from ..utils import fill_masked_with_mean, upsample_mask
-from ..utils.config_checks import (check_batch_has_mask, check_decoder_fits_backbone,
-                                   check_head_fits_decoder, check_input_matches_img_size)
+from ..utils.compile_ready import python_scalar_attributes
+from ..utils.config_checks import (check_batch_has_mask, check_channels_fit,
+                                   check_decoder_fits_backbone, check_head_fits_decoder,
+                                   check_input_channels, check_input_matches_img_size,
+                                   image_channels)
 
 FILL_MODES = ('mean', None)
 
 
 @MODELS.register_module()
 class A2MIM(BaseSelfSupervisor):
-    """A2MIM: RGB-mean fill, mid-layer mask token, spatial + Fourier reconstruction loss.
+    """A2MIM: image-mean fill, mid-layer mask token, spatial + Fourier reconstruction loss.
 
     The mask comes from ``data_samples`` (``SimMIMMaskGenerator`` in the pipeline). On the
     device, after the data preprocessor, masked pixels of the normalised input take each image's
-    own per-channel mean; the encoder gets the mask token at its injection point; the decoder
-    predicts the unfilled normalised image; the head returns its weighted loss terms.
+    own per-channel mean (RGB or any C channels, ``model.neck.out_channels``); the encoder gets
+    the mask token at its injection point; the decoder predicts the unfilled normalised image;
+    the head returns its weighted loss terms.
 
     The encoder is either a preset (``A2MIMViT``, ``A2MIMResNet``, ... with ``mask_layer``) or
     any stock MMPretrain backbone plus ``mask_token=dict(at=...)`` naming the module where the
@@ -64,11 +68,18 @@ class A2MIM(BaseSelfSupervisor):
                 "model.mask_token=dict(at=<module path>, on='input' or 'output') naming where "
                 f'the token goes (top-level modules of {name}: {children}), or use a preset '
                 '(A2MIMResNet, A2MIMConvNeXt, A2MIMViT, A2MIMPlainViT).')
-        self._owns_injection = preset is None
-        self.mask_injection = preset or MaskTokenInjection(self.backbone, **mask_token)
-        # Token-sequence outputs (MlpMixer, raw ViT) are folded into the decoder's map.
-        self.latent_layout = check_decoder_fits_backbone(self.backbone, self.neck)
+        # Images of C channels (3 for RGB): the decoder predicts them, the backbone takes them.
+        self.image_channels = image_channels(self.neck, self.head)
         check_head_fits_decoder(self.head, self.neck)
+        check_channels_fit(self.data_preprocessor, self.backbone, self.image_channels)
+        self._owns_injection = preset is None
+        self.mask_injection = preset or MaskTokenInjection(
+            self.backbone, **mask_token, image_channels=self.image_channels)
+        # Token-sequence outputs (MlpMixer, raw ViT) are folded into the decoder's map.
+        self.latent_layout = check_decoder_fits_backbone(self.backbone, self.neck,
+                                                         self.image_channels)
+        # NumPy drop-path rates of stock ViTs -> Python floats: torch.compile traces one graph.
+        python_scalar_attributes(self)
 
     def init_weights(self) -> None:
         """Initialise all parts; a token this model attached to a stock backbone is drawn
@@ -85,7 +96,7 @@ class A2MIM(BaseSelfSupervisor):
         """The network input: ``inputs`` with masked pixels filled per ``input_fill``.
 
         Args:
-            inputs: (B, 3, H, W) normalised images.
+            inputs: (B, C, H, W) normalised images.
             mask: (B, h, w) mask, 1 = masked.
         """
         if self.input_fill is None:
@@ -96,17 +107,17 @@ class A2MIM(BaseSelfSupervisor):
         """Run the masked forward pass.
 
         Args:
-            inputs: (B, 3, H, W) normalised images.
+            inputs: (B, C, H, W) normalised images.
             mask: (B, h, w) mask, 1 = masked.
 
         Returns:
-            ``input`` (B, 3, H, W) the network input and ``pred`` (B, 3, H, W) the
+            ``input`` (B, C, H, W) the network input and ``pred`` (B, C, H, W) the
             reconstruction, both in normalised space.
         """
-        x_in = self.masked_input(inputs, mask)  # (B, 3, H, W)
+        x_in = self.masked_input(inputs, mask)  # (B, C, H, W)
         latent = self.mask_injection.run(self.backbone, x_in, mask)  # the last one is decoded
         latent_map = self.latent_layout.to_map(latent[-1], inputs.shape[-2:])  # (B, C, h, w)
-        pred = self.neck(latent_map)  # (B, 3, H, W)
+        pred = self.neck(latent_map)  # (B, C, H, W)
         return dict(input=x_in, pred=pred)
 
     def loss(self, inputs: torch.Tensor, data_samples: List[DataSample],
@@ -114,7 +125,7 @@ class A2MIM(BaseSelfSupervisor):
         """Loss terms of one batch.
 
         Args:
-            inputs: (B, 3, H, W) normalised images from the data preprocessor.
+            inputs: (B, C, H, W) normalised images from the data preprocessor.
             data_samples: samples carrying a (h, w) ``mask``.
 
         Returns:
@@ -122,6 +133,7 @@ class A2MIM(BaseSelfSupervisor):
             official total loss.
         """
         check_batch_has_mask(data_samples)
+        check_input_channels(inputs.shape[1], self.image_channels)
         check_input_matches_img_size(self.backbone, inputs.shape[-2:])
         mask = torch.stack([sample.mask for sample in data_samples]).to(inputs.device)  # (B,h,w)
         pred = self.reconstruct(inputs, mask)['pred']

@@ -24,7 +24,8 @@ class A2MIMHead(BaseModule):
     Args:
         loss: element-wise spatial loss, e.g. ``dict(type='ElementwiseL1Loss')`` (ViT rows) or
             ``dict(type='FocalL1Loss', alpha=0.2, gamma=1.0)`` (CNN rows).
-        encoder_in_channels: channels the spatial loss is averaged over. Defaults to 3.
+        encoder_in_channels: channels the spatial loss is averaged over: the image channels
+            (1 gray, 3 RGB, C multispectral). Defaults to 3.
         unmask_weight: weight of visible pixels in the spatial loss. Defaults to 0.
         fft_weight: weight of the Fourier term; 0 disables it. Defaults to 0.
         fft_focal: True uses ``fft_loss`` (the focal frequency loss with averaged spectrum,
@@ -94,20 +95,23 @@ class A2MIMHead(BaseModule):
         """Compute the weighted loss terms.
 
         Args:
-            pred: (B, 3, H, W) reconstruction.
-            target: (B, 3, H, W) normalised original image (not filled).
+            pred: (B, C, H, W) reconstruction.
+            target: (B, C, H, W) normalised original image (not filled).
             mask: (B, h, w) mask, 1 = masked, with H / h = W / w an integer.
 
         Returns:
             ``loss_spatial`` and, when ``fft_weight > 0``, ``loss_fourier`` (already weighted).
         """
         if pred.shape != target.shape:
+            key = f'model.neck.out_channels={target.shape[1]}' \
+                if pred.shape[1] != target.shape[1] else \
+                'model.neck.encoder_stride to the backbone output stride'
             raise ValueError(f'A2MIMHead: prediction {tuple(pred.shape)} and target '
-                             f'{tuple(target.shape)} differ; check the decoder encoder_stride.')
+                             f'{tuple(target.shape)} differ; set {key}.')
         pixel_mask = upsample_mask(mask, target.shape[-2:]).to(pred.dtype)  # (B, 1, H, W)
 
         mask_s = pixel_mask + (1. - pixel_mask) * self.unmask_weight
-        loss_map = self.criterion(pred, target)  # (B, 3, H, W)
+        loss_map = self.criterion(pred, target)  # (B, C, H, W)
         loss_spatial = (loss_map * mask_s).sum() / (mask_s.sum() + 1e-5) / \
             self.encoder_in_channels
         losses = dict(loss_spatial=loss_spatial)

@@ -72,7 +72,7 @@ def split_feature(value: Any, point: str, on: str) -> Tuple[torch.Tensor, Option
 
 
 def dry_run(backbone: nn.Module, module: nn.Module, on: str, input_size: int,
-            point: str) -> DryRunResult:
+            point: str, image_channels: int = 3) -> DryRunResult:
     """Run the backbone once forward and backward and report on the injection point.
 
     Args:
@@ -81,6 +81,7 @@ def dry_run(backbone: nn.Module, module: nn.Module, on: str, input_size: int,
         on: 'input' or 'output' of ``module``.
         input_size: side of the square random input.
         point: how messages name the point (e.g. "SwinTransformer 'stages.0' (input)").
+        image_channels: channels of the random input image (3 for RGB).
 
     Returns:
         The layout, channels, stride and output shape found.
@@ -133,7 +134,7 @@ def dry_run(backbone: nn.Module, module: nn.Module, on: str, input_size: int,
     handle = register(hook, with_kwargs=True)
     try:
         with _restored(backbone):
-            last = _forward_backward(backbone, input_size, gen, point)
+            last = _forward_backward(backbone, input_size, gen, point, image_channels)
     except _Refusal as refusal:
         raise ValueError(str(refusal)) from None
     finally:
@@ -165,13 +166,14 @@ def dry_run(backbone: nn.Module, module: nn.Module, on: str, input_size: int,
 
 
 def _forward_backward(backbone: nn.Module, input_size: int, gen: torch.Generator,
-                      point: str) -> torch.Tensor:
-    """Train-mode forward of a random (2, 3, S, S) batch and backward of a random projection of
+                      point: str, image_channels: int = 3) -> torch.Tensor:
+    """Train-mode forward of a random (2, C, S, S) batch and backward of a random projection of
     the last output (a plain sum would be blind behind a final LayerNorm)."""
     first = next(iter(backbone.parameters()), None)
     device = first.device if first is not None else torch.device('cpu')
     dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
-    x = torch.randn(PROBE_BATCH, 3, input_size, input_size, generator=gen).to(device, dtype)
+    x = torch.randn(PROBE_BATCH, image_channels, input_size, input_size,
+                    generator=gen).to(device, dtype)
     try:
         outs = backbone(x)
     except _Refusal:
@@ -183,8 +185,15 @@ def _forward_backward(backbone: nn.Module, input_size: int, gen: torch.Generator
             'model.mask_token.input_size to an input size this backbone accepts.') from err
     last = outs[-1] if isinstance(outs, (tuple, list)) else outs
     if not isinstance(last, torch.Tensor):
-        raise ValueError(f'{type(backbone).__name__} returns {type(last).__name__} as its last '
-                         'output; A2MIM needs a feature tensor for the decoder.')
+        name = type(backbone).__name__
+        raise ValueError(
+            f'{name} returns a {type(last).__name__} as its last output, not one feature tensor: '
+            'the A2MIM decoder reads a single (B, C, h, w) map or (B, L, C) patch-token '
+            'sequence. Set model.backbone so that its last output is one tensor (out_indices, '
+            "out_type='featmap'); where no setting does (Conformer returns two pooled streams, "
+            'the CNN and the transformer one, for every stage), use another backbone, e.g. '
+            "ResNet, ConvNeXt or VisionTransformer with out_type='featmap' "
+            '(docs/backbones.md lists the tested ones).')
     if last.requires_grad:
         weight = torch.randn(last.shape, generator=gen).to(last)
         (last * weight).sum().backward()

@@ -28,14 +28,30 @@ def loads_pretrained(init_cfg: Any) -> bool:
 
 
 def default_input_size(backbone: nn.Module) -> int:
-    """The square input size a backbone declares (``img_size``), else 224."""
-    for owner in (backbone, getattr(backbone, 'patch_embed', None)):
-        for name in ('img_size', 'init_input_size'):
-            value = getattr(owner, name, None)
-            if isinstance(value, int) and not isinstance(value, bool):
-                return value
-            if isinstance(value, (tuple, list)) and len(value) == 2 and value[0] == value[1]:
-                return int(value[0])
+    """The square input size a backbone declares, else 224.
+
+    An MMPretrain backbone declares ``img_size`` (on itself or its ``patch_embed``). A timm
+    model (``TIMMBackbone.timm_model``, or the model inside timm's ``feature_cls='getter'``
+    wrapper) declares the size its ``patch_embed`` was built for (the ``img_size`` kwarg),
+    else the ``pretrained_cfg['input_size']`` of its model name.
+    """
+    timm_model = getattr(backbone, 'timm_model', None)
+    timm_models = [m for m in (timm_model, getattr(timm_model, 'model', None))
+                   if isinstance(m, nn.Module)]
+    for owner in (backbone, *timm_models):
+        for holder in (owner, getattr(owner, 'patch_embed', None)):
+            for name in ('img_size', 'init_input_size'):
+                value = getattr(holder, name, None)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    return value
+                if isinstance(value, (tuple, list)) and len(value) == 2 and \
+                        value[0] == value[1]:
+                    return int(value[0])
+    for owner in timm_models:
+        cfg = getattr(owner, 'pretrained_cfg', None)
+        size = cfg.get('input_size') if isinstance(cfg, dict) else None
+        if isinstance(size, (tuple, list)) and len(size) == 3 and size[1] == size[2]:
+            return int(size[1])
     return 224
 
 
@@ -82,6 +98,7 @@ class MaskTokenInjection:
         where: how error messages name the point (defaults to "at '<at>' (<on>)").
         fix: the alternative fix error messages propose next to ``model_patch_size``
             (``{mask_stride}`` is replaced with the stride the mask is made for).
+        image_channels: channels of the images (the dry run's random input). Defaults to 3.
     """
 
     def __init__(self, backbone: nn.Module, at: str, on: str = 'input',
@@ -89,9 +106,10 @@ class MaskTokenInjection:
                  mask_init: float = 0., token_init: str = 'trunc_normal',
                  input_size: Optional[int] = None, *, channels: Optional[int] = None,
                  layout: Optional[FeatureLayout] = None, where: Optional[str] = None,
-                 fix: Optional[str] = None) -> None:
+                 fix: Optional[str] = None, image_channels: int = 3) -> None:
         if on not in INJECT_SIDES:
-            raise ValueError(f"model.mask_token.on must be one of {INJECT_SIDES}, got {on!r}.")
+            raise ValueError(f"model.mask_token.on must be one of {INJECT_SIDES}, got {on!r}; set "
+                             "model.mask_token.on='input' or 'output'.")
         check_token_args(kind, mask_init, token_init)
         module = find_injection_module(backbone, at)
         self.at, self.on, self.kind, self.replace = at, on, kind, replace
@@ -104,7 +122,7 @@ class MaskTokenInjection:
         if channels is None or layout is None:
             size = input_size or default_input_size(backbone)
             self.dry_run = dry_run(backbone, module, on, size,
-                                   f"{self.owner_name} module '{at}' ({on})")
+                                   f"{self.owner_name} module '{at}' ({on})", image_channels)
             channels, layout = self.dry_run.channels, self.dry_run.layout
         self.channels, self.layout = int(channels), layout
         register_mask_params(backbone, self.channels, layout, kind, replace, mask_init)
@@ -126,7 +144,9 @@ class MaskTokenInjection:
         layout = layout_of_token(token.shape)
         if layout is None:
             raise ValueError(f'mask_token of shape {tuple(token.shape)} is not (1, C, 1, 1), '
-                             '(1, 1, 1, C) or (1, 1, C).')
+                             '(1, 1, 1, C) or (1, 1, C), so the checkpoint was not written by '
+                             'an A2MIM model of this plugin; convert official checkpoints with '
+                             'tools/convert_official.py first.')
         return cls(backbone, **spec, channels=token.numel(), layout=layout)
 
     # ----------------------------------------------------------------------------------------
@@ -144,7 +164,8 @@ class MaskTokenInjection:
             return forward(x)
         if mask.dim() != 3:
             raise ValueError(f'{self.owner_name} expects a (B, h, w) mask, got shape '
-                             f'{tuple(mask.shape)}.')
+                             f'{tuple(mask.shape)}; make one (h, w) mask per image with '
+                             "dict(type='SimMIMMaskGenerator') in the pipeline.")
         self._mask, self._calls, self._input_hw = mask, 0, tuple(x.shape[-2:])
         try:
             out = forward(x)
@@ -200,14 +221,17 @@ class MaskTokenInjection:
         h, w = mask.shape[-2:]
         if shape[0] != mask.shape[0]:
             return (f'{self.owner_name}: the mask holds {mask.shape[0]} images, the features '
-                    f'{self.where} {shape[0]}.')
+                    f'{self.where} {shape[0]}: the module folds the batch; choose another '
+                    'model.mask_token.at.')
         grid = feature_grid(shape, hw, self.layout)
         if grid is None:
             return (f'{self.owner_name}: the {h}x{w} mask does not match the features '
-                    f'{shape} {self.where}.')
+                    f'{shape} {self.where}; check SimMIMMaskGenerator.input_size (the crop) and '
+                    'model_patch_size (the stride at model.mask_token.at).')
         if tuple(grid) == (h, w):
             return (f'{self.owner_name}: the features {self.where} have shape {shape}, but the '
-                    f'mask token was built for {self.channels} channels.')
+                    f'mask token was built for {self.channels} channels (the width there changes '
+                    'with the input); choose a model.mask_token.at of fixed width.')
         H, W = self._input_hw
         stride = H // grid[0] if grid[0] and H % grid[0] == 0 else H / grid[0]
         # The mask is made for another stride (model_patch_size) or for another image size

@@ -30,7 +30,9 @@ def check_token_args(mask_token: Optional[str], mask_init: float, token_init: st
     if token_init not in TOKEN_INITS:
         raise ValueError(f'Unknown token_init {token_init!r}; choose one of {TOKEN_INITS}.')
     if mask_init < 0:
-        raise ValueError(f'mask_init must be >= 0 (0 disables mask_gamma), got {mask_init}.')
+        raise ValueError(f'mask_init must be >= 0 (0 disables mask_gamma), got {mask_init}; '
+                         'set it to 0 or a small positive value (1e-6 in the official CNN '
+                         'rows).')
 
 
 def register_mask_params(owner: nn.Module, channels: int, layout: FeatureLayout,

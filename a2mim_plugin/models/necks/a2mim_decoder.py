@@ -1,4 +1,4 @@
-"""Linear decoder of A2MIM (Li et al., ICML 2023): conv to stride^2 * 3 channels, PixelShuffle."""
+"""Linear decoder of A2MIM (Li et al., ICML 2023): conv to stride^2 * C channels, PixelShuffle."""
 from typing import Optional
 
 from mmpretrain.models.necks import SimMIMLinearDecoder
@@ -14,7 +14,8 @@ class A2MIMLinearDecoder(SimMIMLinearDecoder):
         in_channels: channels of the encoder's last feature map.
         encoder_stride: total stride of the encoder (16 for ViT/p16, 32 for ResNet/ConvNeXt).
         kernel_size: odd size of the prediction conv (1 in every official row).
-        out_channels: image channels to predict. Defaults to 3.
+        out_channels: image channels to predict (1 gray, 3 RGB, C multispectral); the
+            model checks it against the backbone's stem and the data preprocessor. Defaults to 3.
         init_cfg: defaults to the official TruncNormal(std 0.02) conv init with zero bias.
     """
 

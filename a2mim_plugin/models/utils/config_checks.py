@@ -15,24 +15,26 @@ from .latent_map import LatentLayout, find_sequence_layout, sequence_candidates
 DEFAULT_PROBE_SIZE = 224
 
 
-def _probe_size(backbone: nn.Module) -> int:
-    """The input side the backbone is built for (``img_size``), else 224."""
-    size = getattr(backbone, 'img_size', None)
+def _probe_size(backbone: nn.Module) -> Tuple[int, int]:
+    """The (H, W) input the backbone is built for (``img_size``), else 224 x 224."""
+    size = getattr(backbone, 'img_size', None) or DEFAULT_PROBE_SIZE
     if isinstance(size, (tuple, list)):
-        size = size[0]
-    return int(size) if size else DEFAULT_PROBE_SIZE
+        return int(size[0]), int(size[-1])
+    return int(size), int(size)
 
 
-def backbone_output_shape(backbone: nn.Module) -> Optional[Tuple[Tuple[int, ...], int]]:
-    """Shape of the last output for one image, and the input side it was measured at.
+def backbone_output_shape(backbone: nn.Module, image_channels: int = 3
+                          ) -> Optional[Tuple[Tuple[int, ...], Tuple[int, int]]]:
+    """Shape of the last output for one image, and the (H, W) input it was measured at.
 
     Reuses the injection's dry run when there was one; otherwise runs one eval-mode forward
-    without gradients. Returns None when the backbone lives on the meta device and cannot run.
+    without gradients on a zero image of ``image_channels`` channels. Returns None when the
+    backbone lives on the meta device and cannot run.
     """
     injection = getattr(backbone, 'mask_injection', None)
     found = getattr(injection, 'dry_run', None)
     if found is not None:
-        return tuple(found.output_shape), found.input_size
+        return tuple(found.output_shape), (found.input_size, found.input_size)
     first = next(iter(backbone.parameters()), None)
     device = first.device if first is not None else torch.device('cpu')
     dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
@@ -41,14 +43,15 @@ def backbone_output_shape(backbone: nn.Module) -> Optional[Tuple[Tuple[int, ...]
     try:
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             backbone.eval()
-            outs = backbone(torch.zeros(1, 3, size, size, device=device, dtype=dtype))
+            outs = backbone(torch.zeros(1, image_channels, *size, device=device, dtype=dtype))
     except Exception as err:  # noqa: BLE001 -- reported with the keys to fix
         if device.type == 'meta':
             return None
         raise ValueError(
             f'the backbone cannot run at its input size: model.backbone.type='
-            f'{type(backbone).__name__} failed on a {size}x{size} input ({type(err).__name__}: '
-            f'{err}); set model.backbone.img_size to the crop of the pipeline') from err
+            f'{type(backbone).__name__} failed on a {size[0]}x{size[1]} input '
+            f'({type(err).__name__}: {err}); set model.backbone.img_size to the crop of the '
+            'pipeline') from err
     finally:
         for module, mode in modes.items():
             module.training = mode
@@ -56,8 +59,10 @@ def backbone_output_shape(backbone: nn.Module) -> Optional[Tuple[Tuple[int, ...]
     return tuple(last.shape[1:]), size
 
 
-def check_decoder_fits_backbone(backbone: nn.Module, neck: nn.Module) -> LatentLayout:
-    """Decoder ``in_channels`` / ``encoder_stride`` vs the backbone's last output.
+def check_decoder_fits_backbone(backbone: nn.Module, neck: nn.Module,
+                                image_channels: int = 3) -> LatentLayout:
+    """Decoder ``in_channels`` / ``encoder_stride`` vs the backbone's last output (measured on
+    an image of ``image_channels`` channels).
 
     Returns:
         How the last output holds the decoder's grid: a map, or a token sequence that
@@ -71,7 +76,7 @@ def check_decoder_fits_backbone(backbone: nn.Module, neck: nn.Module) -> LatentL
     if not isinstance(decoder, nn.Sequential) or not isinstance(decoder[0], nn.Conv2d) or \
             not isinstance(decoder[-1], nn.PixelShuffle):
         return LatentLayout()  # not a SimMIM-style linear decoder: nothing to compare
-    measured = backbone_output_shape(backbone)
+    measured = backbone_output_shape(backbone, image_channels)
     if measured is None:
         return LatentLayout()
     shape, size = measured
@@ -92,20 +97,28 @@ def check_decoder_fits_backbone(backbone: nn.Module, neck: nn.Module) -> LatentL
             f'decoder input channels differ from the backbone output: model.neck.in_channels='
             f'{in_channels} but model.backbone.type={name} outputs {channels} channels; set '
             f'model.neck.in_channels={channels}')
-    if h != w or size % h:
-        return LatentLayout()  # a non-square or padded grid: the head reports it per batch
-    if stride * h != size:
+    height, width = size
+    if height % h or width % w or height // h != width // w:
+        return LatentLayout()  # a padded grid: the head reports it per batch
+    if stride * h != height:
         raise ValueError(
             f'decoder stride differs from the backbone output stride: model.neck.encoder_stride='
-            f'{stride} but model.backbone.type={name} maps a {size}x{size} input to a {h}x{w} '
-            f'feature map (stride {size // h}); set model.neck.encoder_stride={size // h}')
+            f'{stride} but model.backbone.type={name} maps a {height}x{width} input to a '
+            f'{h}x{w} feature map (stride {height // h}); set '
+            f'model.neck.encoder_stride={height // h}')
     return LatentLayout()
 
 
-def _check_sequence_output(name: str, shape: Tuple[int, int], size: int, in_channels: int,
-                           stride: int) -> LatentLayout:
+def _cells(size: Tuple[int, int], stride: int) -> int:
+    """Patches of an (H, W) input at ``stride``, or -1 when the stride does not tile it."""
+    height, width = size
+    return (height // stride) * (width // stride) if not height % stride + width % stride else -1
+
+
+def _check_sequence_output(name: str, shape: Tuple[int, int], size: Tuple[int, int],
+                           in_channels: int, stride: int) -> LatentLayout:
     """A (B, C, L) or (B, n + L, C) last output on the decoder's grid (MlpMixer, raw ViT)."""
-    cells = (size // stride)**2 if size % stride == 0 else -1
+    cells = _cells(size, stride)
     layout = find_sequence_layout(shape, cells, in_channels, stride)
     if layout is not None:
         return layout
@@ -116,13 +129,13 @@ def _check_sequence_output(name: str, shape: Tuple[int, int], size: int, in_chan
             f'{in_channels} but model.backbone.type={name} returns tokens of shape '
             f'{("B", *shape)} ({" or ".join(map(str, channels))} channels); set '
             f'model.neck.in_channels={channels[0]}')
-    strides = [s for s in range(1, size + 1) if size % s == 0 and any(
-        c == in_channels for _, c in sequence_candidates(shape, (size // s)**2))]
+    strides = [s for s in range(1, min(size) + 1) if _cells(size, s) > 0 and any(
+        c == in_channels for _, c in sequence_candidates(shape, _cells(size, s)))]
     if strides:
         raise ValueError(
             f'decoder stride differs from the backbone output stride: model.neck.encoder_stride='
             f'{stride} but model.backbone.type={name} returns tokens of shape '
-            f'{("B", *shape)} for a {size}x{size} input (stride {strides[0]}); set '
+            f'{("B", *shape)} for a {size[0]}x{size[1]} input (stride {strides[0]}); set '
             f'model.neck.encoder_stride={strides[0]}')
     raise ValueError(
         f'the backbone output is not a feature map: model.backbone.type={name} returns shape '
@@ -146,6 +159,91 @@ def check_head_fits_decoder(head: nn.Module, neck: nn.Module) -> None:
             f'model.head.encoder_in_channels={out_channels}')
 
 
+def image_channels(neck: nn.Module, head: nn.Module) -> int:
+    """Channels of the images the model reconstructs: what the linear decoder predicts, else
+    the head's ``encoder_in_channels``, else 3."""
+    decoder = getattr(neck, 'decoder', None)
+    if isinstance(decoder, nn.Sequential) and isinstance(decoder[0], nn.Conv2d) and \
+            isinstance(decoder[-1], nn.PixelShuffle):
+        return decoder[0].out_channels // decoder[-1].upscale_factor**2
+    return int(getattr(head, 'encoder_in_channels', 3))
+
+
+def backbone_in_channels(backbone: nn.Module) -> Optional[int]:
+    """Input channels of the backbone's first convolution (its stem or patch embedding)."""
+    first = next((m for m in backbone.modules() if isinstance(m, nn.Conv2d)), None)
+    return None if first is None else first.in_channels
+
+
+CHANNEL_KEYS = ('model.backbone.in_channels, model.neck.out_channels, '
+                'model.head.encoder_in_channels and model.data_preprocessor.mean/std')
+
+
+def check_channels_fit(data_preprocessor: nn.Module, backbone: nn.Module,
+                       channels: int) -> None:
+    """The data preprocessor and the backbone agree with the ``channels`` the decoder predicts.
+
+    Raises:
+        ValueError: a channel swap (``to_rgb``) for non-RGB images, a mean/std of another
+            length, or a backbone stem built for other channels; naming the key to set.
+    """
+    mean = getattr(data_preprocessor, 'mean', None)
+    if getattr(data_preprocessor, '_enable_normalize', False) and mean is not None and \
+            mean.numel() not in (1, channels):
+        raise ValueError(
+            f'normalisation and image channels differ: model.data_preprocessor.mean has '
+            f'{mean.numel()} values but model.neck.out_channels={channels}; set '
+            f'model.data_preprocessor.mean and std to {channels} values (one per channel; '
+            "type='MultiChannelDataPreprocessor' for more than 3)")
+    if getattr(data_preprocessor, '_channel_conversion', False) and channels != 3:
+        raise ValueError(
+            'a channel swap needs 3-channel images: model.data_preprocessor.to_rgb (or '
+            f'bgr_to_rgb / rgb_to_bgr) is True but model.neck.out_channels={channels}; set '
+            'model.data_preprocessor.to_rgb=False')
+    first = backbone_in_channels(backbone)
+    if first is not None and first != channels:
+        raise ValueError(
+            f'backbone and decoder disagree on the image channels: model.backbone.type='
+            f'{type(backbone).__name__} takes {first}-channel images but model.neck.out_channels='
+            f'{channels}; set model.backbone.in_channels={channels} (or model.neck.out_channels '
+            f'and model.head.encoder_in_channels to {first})')
+
+
+def check_input_channels(inputs_channels: int, channels: int) -> None:
+    """The batch has the channels the model is built for."""
+    if inputs_channels != channels:
+        raise ValueError(
+            f'the images have {inputs_channels} channels but the model is built for {channels}: '
+            f'model.neck.out_channels={channels}; set {CHANNEL_KEYS} to {inputs_channels} '
+            f'channels, or load {channels}-channel images (LoadImageFromFile color_type: '
+            "'grayscale' gives 1 channel, 'color' 3, 'unchanged' what the file holds)")
+
+
+# Channels LoadImageFromFile gives for each color_type ('unchanged': what the file holds).
+LOADED_CHANNELS = {'color': 3, 'color_ignore_orientation': 3, 'grayscale': 1,
+                   'grayscale_ignore_orientation': 1}
+
+
+def check_loaded_channels(pipeline: Sequence[dict], channels: int,
+                          key: str = 'train_dataloader.dataset.pipeline') -> None:
+    """``LoadImageFromFile`` loads images of the ``channels`` the model is built for.
+
+    A 1-channel batch would otherwise be broadcast to 3 channels by a 3-value normalisation
+    and train silently on wrong inputs.
+    """
+    for step in pipeline:
+        if str(step.get('type', '')).split('.')[-1] != 'LoadImageFromFile':
+            continue
+        color_type = step.get('color_type', 'color')
+        loaded = LOADED_CHANNELS.get(color_type)
+        if loaded is not None and loaded != channels:
+            raise ValueError(
+                f'the pipeline loads {loaded}-channel images but the model is built for '
+                f'{channels}: {key} LoadImageFromFile.color_type={color_type!r} but '
+                f'model.neck.out_channels={channels}; set {CHANNEL_KEYS} to {loaded} channels, '
+                f"or color_type='{'grayscale' if channels == 1 else 'unchanged'}'")
+
+
 def check_batch_has_mask(data_samples: Sequence) -> None:
     """Every sample must carry the ``mask`` written by ``SimMIMMaskGenerator``."""
     missing = [i for i, sample in enumerate(data_samples) if 'mask' not in sample]
@@ -167,12 +265,20 @@ def check_input_matches_img_size(backbone: nn.Module, image_hw: Tuple[int, int])
     size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
     if tuple(image_hw) != size:
         raise ValueError(
-            f'the crop differs from the backbone image size: model.backbone.img_size={size[0]} '
-            f'but the pipeline crops {image_hw[0]}x{image_hw[1]} images; set '
-            f'model.backbone.img_size={image_hw[0]} (or the crop in train_dataloader.dataset.'
-            f'pipeline, RandomResizedCrop.scale and SimMIMMaskGenerator.input_size, to {size[0]})')
+            f'the crop differs from the backbone image size: model.backbone.img_size='
+            f'{_size_text(size)} but the pipeline crops {image_hw[0]}x{image_hw[1]} images; set '
+            f'model.backbone.img_size={_size_text(tuple(image_hw))} (or the crop in '
+            f'train_dataloader.dataset.pipeline, RandomResizedCrop.scale and the mask '
+            f'generator\'s input_size, to {_size_text(size)})')
 
 
+def _size_text(hw: Tuple[int, int]) -> str:
+    """``224`` for a square size, ``(64, 96)`` (height, width) otherwise."""
+    return str(hw[0]) if hw[0] == hw[1] else f'({hw[0]}, {hw[1]})'
+
+
+# Transforms that write data_samples.mask.
+MASK_TRANSFORMS = ('SimMIMMaskGenerator', 'SimMIMRectMaskGenerator')
 # Transforms that set the crop size, and the argument that holds it.
 CROP_KEYS = {'RandomResizedCrop': 'scale', 'CenterCrop': 'crop_size', 'RandomCrop': 'crop_size',
              'Resize': 'scale'}
@@ -194,21 +300,23 @@ def check_mask_pipeline(pipeline: Sequence[dict],
         ValueError: no ``SimMIMMaskGenerator``, or its ``input_size`` differs from the crop.
     """
     types = [str(t.get('type', '')).split('.')[-1] for t in pipeline]
-    if 'SimMIMMaskGenerator' not in types:
+    found = [name for name in MASK_TRANSFORMS if name in types]
+    if not found:
         raise ValueError(
             f'the pipeline makes no mask: {key} has types {types} but model.type=A2MIM needs '
             f"data_samples.mask; set {key} to contain dict(type='SimMIMMaskGenerator', "
             'input_size=<crop>, mask_patch_size=..., model_patch_size=..., mask_ratio=...) '
-            "before dict(type='PackInputs')")
-    index = types.index('SimMIMMaskGenerator')
+            "(SimMIMRectMaskGenerator for an (H, W) crop) before dict(type='PackInputs')")
+    index = types.index(found[0])
     mask_gen = pipeline[index]
     crop = None
     for t, name in zip(pipeline[:index], types[:index]):
         if name in CROP_KEYS and CROP_KEYS[name] in t:
             crop = (name, CROP_KEYS[name], _side(t[CROP_KEYS[name]]))
-    input_size = mask_gen.get('input_size', 192)
-    if crop is not None and crop[2] is not None and crop[2] != input_size:
+    input_size = _side(mask_gen.get('input_size', 192))
+    if crop is not None and crop[2] is not None and input_size is not None and \
+            crop[2] != input_size:
         raise ValueError(
             f'the mask is made for another image size than the crop: {key} '
-            f'SimMIMMaskGenerator.input_size={input_size} but {crop[0]}.{crop[1]}={crop[2]}; '
-            f'set SimMIMMaskGenerator.input_size={crop[2]}')
+            f'{found[0]}.input_size={input_size} but {crop[0]}.{crop[1]}={crop[2]}; '
+            f'set {found[0]}.input_size={crop[2]}')

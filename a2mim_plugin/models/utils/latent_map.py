@@ -42,7 +42,9 @@ class LatentLayout:
             raise ValueError(
                 f'the backbone output {tuple(feats.shape)} ({self.kind}, {self.extra_tokens} '
                 f'leading tokens) does not hold the {h}x{w} patch grid of a '
-                f'{image_hw[0]}x{image_hw[1]} input at model.neck.encoder_stride={stride}.')
+                f'{image_hw[0]}x{image_hw[1]} input at model.neck.encoder_stride={stride}; set '
+                'model.backbone.img_size to the crop of the pipeline (token sequences are folded '
+                'onto the grid of the size the backbone was built for).')
         if self.kind == 'NCL':
             return feats.unflatten(2, (h, w))  # (B, C, h, w)
         return feats[:, self.extra_tokens:].transpose(1, 2).unflatten(2, (h, w))

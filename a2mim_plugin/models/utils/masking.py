@@ -1,4 +1,4 @@
-"""Mask geometry and the RGB-mean fill of A2MIM (Li et al., ICML 2023, Sec. 3.2)."""
+"""Mask geometry and the image-mean fill of A2MIM (Li et al., ICML 2023, Sec. 3.2)."""
 from typing import Tuple
 
 import torch
@@ -46,7 +46,8 @@ def fill_masked_with_mean(images: torch.Tensor, pixel_mask: torch.Tensor) -> tor
 
     The mean is taken over the whole crop (masked area included), on the normalised image, as
     the official data pipeline does; because normalisation is affine per channel this equals the
-    RGB mean of the image in pixel space.
+    RGB mean of the image in pixel space. Any channel count C works the same way (gray,
+    multispectral).
 
     Args:
         images: (B, C, H, W) normalised images.

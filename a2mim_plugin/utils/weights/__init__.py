@@ -15,10 +15,13 @@ from .official_layout import (OFFICIAL_VIT_ARCHS, a2mim_cfg_for, infer_official_
 from .plain_backbone import (RESNET_DEPTHS, TARGETS, build_plain_backbone,
                              build_pretrain_backbone, plain_backbone_cfg, preset_of_plain)
 from .state_check import check_state_dict, describe, format_report, verify_or_raise
+from .targets import (FOREIGN_TARGETS, TargetModel, check_target, convert_for_target,
+                      supported_families)
 from .tool_runner import run_tool
 
 __all__ = [
-    'MASK_KEYS', 'OFFICIAL_VIT_ARCHS', 'PREFIX', 'RESNET_DEPTHS', 'TARGETS', 'WeightToolError',
+    'FOREIGN_TARGETS', 'MASK_KEYS', 'OFFICIAL_VIT_ARCHS', 'PREFIX', 'RESNET_DEPTHS', 'TARGETS',
+    'TargetModel', 'WeightToolError', 'check_target', 'convert_for_target', 'supported_families',
     'a2mim_cfg_for', 'backbone_state_dict', 'build_plain_backbone', 'build_pretrain_backbone',
     'check_state_dict', 'describe', 'file_sha256', 'format_report', 'infer_official_convnext',
     'infer_official_resnet', 'infer_official_vit', 'load_checkpoint_weights_only', 'provenance',

@@ -19,8 +19,10 @@ def run_tool(tool: str, action: Callable[[Any], dict], args: Any, source_text: s
     except WeightToolError as err:
         print(f'{tool}: error: {err}', file=sys.stderr)
         return 1
+    downstream = meta.get('downstream') or (
+        f'backbone={meta["backbone_cfg"]} with '
+        "init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.', strict=True)")
     print(f'Wrote {args.dst}: {source_text} {args.src} checked against '
           f'{meta["checked_against"]} (mask params {meta["mask_params"]}).\n'
-          f'Downstream: backbone={meta["backbone_cfg"]} with '
-          "init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.', strict=True)")
+          f'Downstream: {downstream}')
     return 0

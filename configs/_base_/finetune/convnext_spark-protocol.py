@@ -63,8 +63,17 @@ train_cfg = dict(by_epoch=True, max_epochs=300, val_interval=1)
 # The LR is written for 8 x 256 x 2 = 4096 images per optimizer step: TotalBatchCheckHook warns
 # when a run is launched with another total and --auto-scale-lr is off.
 default_hooks = dict(
+    # Long runs (docs/long_runs.md): append dict(type='AutoResumeHook') and, last,
+    # dict(type='PreemptionHook') to custom_hooks to save on SIGTERM/SIGUSR1 and resume
+    # with the same command (the pre-training configs have both).
     checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=2),
-    total_batch_check=dict(type='TotalBatchCheckHook', total_batch=4096))
+    total_batch_check=dict(type='TotalBatchCheckHook', total_batch=4096),
+    # NumPy drop-path rates of stock ViTs -> Python floats, plain param groups: no graph
+    # break under --cfg-options compile=True (bench/README.md, "torch.compile").
+    compile_ready=dict(type='CompileReadyHook'),
+    # Off until bench/gpu_check.sh says otherwise: sdpa_attention (BEiT / Swin attention),
+    # channels_last (CNNs); fused AdamW is optim_wrapper.optimizer.fused=True.
+    fast_paths=dict(type='FastPathsHook'))
 
 # Official EMA: momentum 0.9999 (mmengine: 1 - 0.9999), one update per optimizer step
 # (update_interval=2 with the 2 accumulation steps), the keep coefficient warmed up linearly

@@ -52,5 +52,14 @@ train_cfg = dict(by_epoch=True, max_epochs=300, val_interval=1)
 # The LR is written for 8 x 256 = 2048 images per optimizer step: TotalBatchCheckHook warns when a
 # run is launched with another total and --auto-scale-lr is off.
 default_hooks = dict(
+    # Long runs (docs/long_runs.md): append dict(type='AutoResumeHook') and, last,
+    # dict(type='PreemptionHook') to custom_hooks to save on SIGTERM/SIGUSR1 and resume
+    # with the same command (the pre-training configs have both).
     checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=2),
-    total_batch_check=dict(type='TotalBatchCheckHook', total_batch=2048))
+    total_batch_check=dict(type='TotalBatchCheckHook', total_batch=2048),
+    # NumPy drop-path rates of stock ViTs -> Python floats, plain param groups: no graph
+    # break under --cfg-options compile=True (bench/README.md, "torch.compile").
+    compile_ready=dict(type='CompileReadyHook'),
+    # Off until bench/gpu_check.sh says otherwise: sdpa_attention (BEiT / Swin attention),
+    # channels_last (CNNs); fused AdamW is optim_wrapper.optimizer.fused=True.
+    fast_paths=dict(type='FastPathsHook'))

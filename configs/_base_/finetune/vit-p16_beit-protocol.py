@@ -105,8 +105,17 @@ test_cfg = dict()
 # 8 x 64 x 2): TotalBatchCheckHook warns when a run is launched with another total and
 # --auto-scale-lr is off.
 default_hooks = dict(
+    # Long runs (docs/long_runs.md): append dict(type='AutoResumeHook') and, last,
+    # dict(type='PreemptionHook') to custom_hooks to save on SIGTERM/SIGUSR1 and resume
+    # with the same command (the pre-training configs have both).
     checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=2),
-    total_batch_check=dict(type='TotalBatchCheckHook', total_batch=1024))
+    total_batch_check=dict(type='TotalBatchCheckHook', total_batch=1024),
+    # NumPy drop-path rates of stock ViTs -> Python floats, plain param groups: no graph
+    # break under --cfg-options compile=True (bench/README.md, "torch.compile").
+    compile_ready=dict(type='CompileReadyHook'),
+    # Off until bench/gpu_check.sh says otherwise: sdpa_attention (BEiT / Swin attention),
+    # channels_last (CNNs); fused AdamW is optim_wrapper.optimizer.fused=True.
+    fast_paths=dict(type='FastPathsHook'))
 
 randomness = dict(seed=0)
 auto_scale_lr = dict(base_batch_size=1024)

@@ -77,4 +77,7 @@ test_dataloader = val_dataloader
 
 # Checkpoints are written atomically (temporary file, fsync, rename; old ones are deleted
 # afterwards), so a job killed mid-write resumes from the previous complete checkpoint.
-default_hooks = dict(checkpoint=dict(type='mmpretrain.AtomicCheckpointHook'))
+# CompileReadyHook: BEiTViT's NumPy drop-path rates -> Python floats (no graph break per
+# block under compile=True); values unchanged.
+default_hooks = dict(checkpoint=dict(type='mmpretrain.AtomicCheckpointHook'),
+                     compile_ready=dict(type='mmpretrain.CompileReadyHook'))
